@@ -1,0 +1,336 @@
+"""Settings: the only code that reads the environment.
+
+``Settings.from_env()`` parses and validates every variable once per process and
+raises one ``ConfigError`` that names each malformed variable (never its value).
+Credentials are optional at load time: each function asks for what it needs with
+``require_*()`` on first use, so a deployment of ``inbound`` alone needs no private key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import ConfigError
+
+__all__ = ["RateLimit", "Settings", "SIGNATURE_METHODS"]
+
+SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
+CHANNELS = ("sms", "mms", "whatsapp", "messenger", "viber", "rcs")
+DEFAULT_API_BASE_URL = "https://api.nexmo.com"
+DEFAULT_REST_BASE_URL = "https://rest.nexmo.com"
+DEFAULT_SQLITE_PATH = ".data/state.sqlite3"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` events per sliding ``window`` seconds. Written ``count/seconds``."""
+
+    count: int
+    window: float
+
+    def __str__(self) -> str:
+        return f"{self.count}/{int(self.window)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secret fields are hidden from repr()."""
+
+    # Vonage credentials and endpoints
+    api_key: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    application_id: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    brand_number: str | None = None
+    signature_secret: str | None = field(default=None, repr=False)
+    signature_method: str = "md5hash"
+    api_base_url: str = DEFAULT_API_BASE_URL
+    rest_base_url: str = DEFAULT_REST_BASE_URL
+
+    # Our own callers
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+
+    # State store
+    state_backend: str = "sqlite"
+    state_backend_reason: str = "default"
+    sqlite_path: str = DEFAULT_SQLITE_PATH
+    google_cloud_project: str | None = None
+    firestore_emulator_host: str | None = None
+    firestore_collection_prefix: str = ""
+
+    # Phone numbers
+    default_region: str | None = None
+
+    # Sending
+    max_rps: float = 30.0
+    max_segments: int = 6
+    bulk_max_recipients: int = 1000
+    idempotency_ttl: float = 86400.0
+    idempotency_in_progress_ttl: float = 60.0
+    vonage_timeout: float = 10.0
+    vonage_max_retries: int = 3
+    status_webhook_url: str | None = None
+
+    # Verify
+    verify_api: str = "v2"
+    verify_public: bool = False
+    cors_origins: tuple[str, ...] = ()
+    verify_allowed_countries: tuple[str, ...] = ()
+    verify_max_attempts: int = 3
+    verify_ttl: float = 600.0
+    verify_limit_number: RateLimit = RateLimit(3, 600)
+    verify_limit_ip: RateLimit = RateLimit(10, 3600)
+    verify_limit_prefix: RateLimit = RateLimit(10, 3600)
+    verify_limit_country: RateLimit = RateLimit(100, 3600)
+    verify_prefix_drop_digits: int = 3
+    trusted_proxy_hops: int = 1
+
+    # Webhooks
+    webhook_token: str | None = field(default=None, repr=False)
+    webhook_allow_unsigned: bool = False
+    signature_max_skew: float = 300.0
+    dedupe_ttl: float = 7 * 86400.0
+    concat_ttl: float = 86400.0
+    inbound_handler: str | None = None
+    optout_reply: str = "You have been unsubscribed and will receive no more messages. Reply START to subscribe again."
+    optin_reply: str = "You have been subscribed again. Reply STOP to unsubscribe."
+    help_reply: str = "Reply STOP to unsubscribe, START to subscribe again."
+
+    # HTTP
+    max_body_bytes: int = 256 * 1024
+    log_level: str = "INFO"
+
+    # ---- construction -------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raise one ConfigError listing every problem."""
+        env = _Env(os.environ if environ is None else environ)
+        backend, reason = _choose_backend(env)
+        settings = cls(
+            api_key=env.string("VONAGE_API_KEY"),
+            api_secret=env.string("VONAGE_API_SECRET"),
+            application_id=env.string("VONAGE_APPLICATION_ID"),
+            private_key=env.string("VONAGE_PRIVATE_KEY", strip=False),
+            brand_number=env.string("VONAGE_BRAND_NUMBER"),
+            signature_secret=env.string("VONAGE_SIGNATURE_SECRET", strip=False),
+            signature_method=env.choice("VONAGE_SIGNATURE_METHOD", SIGNATURE_METHODS, "md5hash"),
+            api_base_url=env.url("VONAGE_API_BASE_URL", DEFAULT_API_BASE_URL),
+            rest_base_url=env.url("VONAGE_REST_BASE_URL", DEFAULT_REST_BASE_URL),
+            api_tokens=env.items("API_TOKENS"),
+            state_backend=backend,
+            state_backend_reason=reason,
+            sqlite_path=env.string("STATE_SQLITE_PATH") or DEFAULT_SQLITE_PATH,
+            google_cloud_project=env.string("GOOGLE_CLOUD_PROJECT") or env.string("GCLOUD_PROJECT"),
+            firestore_emulator_host=env.string("FIRESTORE_EMULATOR_HOST"),
+            firestore_collection_prefix=env.string("FIRESTORE_COLLECTION_PREFIX") or "",
+            default_region=env.region("DEFAULT_REGION"),
+            max_rps=env.number("VONAGE_MAX_RPS", 30.0, minimum=0.1),
+            max_segments=env.integer("SEND_MAX_SEGMENTS", 6, minimum=1),
+            bulk_max_recipients=env.integer("BULK_MAX_RECIPIENTS", 1000, minimum=1),
+            idempotency_ttl=env.number("IDEMPOTENCY_TTL_SECONDS", 86400.0, minimum=1),
+            idempotency_in_progress_ttl=env.number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60.0, minimum=1),
+            vonage_timeout=env.number("VONAGE_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            vonage_max_retries=env.integer("VONAGE_MAX_RETRIES", 3, minimum=0),
+            status_webhook_url=env.string("STATUS_WEBHOOK_URL"),
+            verify_api=env.choice("VERIFY_API", ("v2", "legacy"), "v2"),
+            verify_public=env.boolean("VERIFY_PUBLIC", False),
+            cors_origins=env.items("CORS_ORIGINS"),
+            verify_allowed_countries=tuple(c.upper() for c in env.items("VERIFY_ALLOWED_COUNTRIES")),
+            verify_max_attempts=env.integer("VERIFY_MAX_ATTEMPTS", 3, minimum=1),
+            verify_ttl=env.number("VERIFY_TTL_SECONDS", 600.0, minimum=30),
+            verify_limit_number=env.rate("VERIFY_LIMIT_PER_NUMBER", RateLimit(3, 600)),
+            verify_limit_ip=env.rate("VERIFY_LIMIT_PER_IP", RateLimit(10, 3600)),
+            verify_limit_prefix=env.rate("VERIFY_LIMIT_PER_PREFIX", RateLimit(10, 3600)),
+            verify_limit_country=env.rate("VERIFY_LIMIT_PER_COUNTRY", RateLimit(100, 3600)),
+            verify_prefix_drop_digits=env.integer("VERIFY_PREFIX_DROP_DIGITS", 3, minimum=1),
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 1, minimum=0),
+            webhook_token=env.string("WEBHOOK_TOKEN", strip=False),
+            webhook_allow_unsigned=env.boolean("WEBHOOK_ALLOW_UNSIGNED", False),
+            signature_max_skew=env.number("SIGNATURE_MAX_SKEW_SECONDS", 300.0, minimum=1),
+            dedupe_ttl=env.number("DEDUPE_TTL_SECONDS", 7 * 86400.0, minimum=60),
+            concat_ttl=env.number("CONCAT_TTL_SECONDS", 86400.0, minimum=10),
+            inbound_handler=env.handler("INBOUND_HANDLER"),
+            optout_reply=env.text("OPTOUT_REPLY", cls.optout_reply),
+            optin_reply=env.text("OPTIN_REPLY", cls.optin_reply),
+            help_reply=env.text("HELP_REPLY", cls.help_reply),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+        )
+        env.check_pairs()
+        if env.problems:
+            raise ConfigError(env.problems)
+        return settings
+
+    # ---- what each function needs, checked on first use ----------------
+
+    @property
+    def has_application(self) -> bool:
+        """True when an application id and private key are set (Messages API / Verify v2 JWT)."""
+        return bool(self.application_id and self.private_key)
+
+    @property
+    def has_key_secret(self) -> bool:
+        """True when an API key and secret are set (SMS API, legacy Verify, Basic auth)."""
+        return bool(self.api_key and self.api_secret)
+
+    def require_key_secret(self) -> None:
+        """Raise ConfigError unless VONAGE_API_KEY and VONAGE_API_SECRET are set."""
+        _require(self, ("api_key", "VONAGE_API_KEY"), ("api_secret", "VONAGE_API_SECRET"))
+
+    def require_application(self) -> None:
+        """Raise ConfigError unless VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are set."""
+        _require(self, ("application_id", "VONAGE_APPLICATION_ID"), ("private_key", "VONAGE_PRIVATE_KEY"))
+
+    def require_api_tokens(self) -> None:
+        """Raise ConfigError when no API_TOKENS are set: send and verify are never open by accident."""
+        if not self.api_tokens:
+            raise ConfigError("API_TOKENS is not set: callers of this function must present a bearer token")
+
+
+def _require(settings: Settings, *pairs: tuple[str, str]) -> None:
+    missing = [name for attr, name in pairs if not getattr(settings, attr)]
+    if missing:
+        raise ConfigError([f"{name} is not set" for name in missing])
+
+
+def _choose_backend(env: _Env) -> tuple[str, str]:
+    explicit = env.choice("STATE_BACKEND", ("firestore", "sqlite"), "")
+    if explicit:
+        return explicit, "STATE_BACKEND"
+    if env.string("FIRESTORE_EMULATOR_HOST"):
+        return "firestore", "FIRESTORE_EMULATOR_HOST is set"
+    # K_SERVICE is set by Cloud Run / Cloud Functions gen2: Firestore is the only store that survives there.
+    if env.string("K_SERVICE") and (env.string("GOOGLE_CLOUD_PROJECT") or env.string("GCLOUD_PROJECT")):
+        return "firestore", "running on Google Cloud"
+    return "sqlite", "no Firestore configured"
+
+
+class _Env:
+    """Typed reads of an environment mapping that collect problems instead of raising at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def string(self, name: str, *, strip: bool = True) -> str | None:
+        value = self.environ.get(name)
+        if value is None:
+            return None
+        if strip:
+            value = value.strip()
+        return value if value.strip() else None
+
+    def text(self, name: str, default: Any) -> str:
+        value = self.environ.get(name)
+        return value if value else str(default)
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+        value = self.string(name)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.string(name)
+        if value is None:
+            return default
+        if not value.startswith(("http://", "https://")):
+            self.problems.append(f"{name} must be an http:// or https:// URL")
+            return default
+        return value.rstrip("/")
+
+    def items(self, name: str) -> tuple[str, ...]:
+        value = self.string(name)
+        if value is None:
+            return ()
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        value = self.string(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a number")
+            return default
+        if not number >= minimum:  # also catches NaN
+            self.problems.append(f"{name} must be at least {minimum:g}")
+            return default
+        return number
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self.string(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number")
+            return default
+        if number < minimum:
+            self.problems.append(f"{name} must be at least {minimum}")
+            return default
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.string(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false")
+        return default
+
+    def rate(self, name: str, default: RateLimit) -> RateLimit:
+        value = self.string(name)
+        if value is None:
+            return default
+        count, sep, window = value.partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            limit = RateLimit(int(count), float(window))
+            if limit.count < 1 or limit.window <= 0:
+                raise ValueError
+        except ValueError:
+            self.problems.append(f"{name} must look like COUNT/SECONDS, e.g. 5/3600")
+            return default
+        return limit
+
+    def region(self, name: str) -> str | None:
+        value = self.string(name)
+        if value is None:
+            return None
+        if len(value) != 2 or not value.isalpha():
+            self.problems.append(f"{name} must be a two-letter region code such as GB or US")
+            return None
+        return value.upper()
+
+    def handler(self, name: str) -> str | None:
+        value = self.string(name)
+        if value is None:
+            return None
+        module, sep, func = value.partition(":")
+        if not sep or not module or not func:
+            self.problems.append(f"{name} must look like package.module:function")
+            return None
+        return value
+
+    def check_pairs(self) -> None:
+        """Credentials that only work together must be set together."""
+        for a, b in (("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY"),):
+            if bool(self.string(a)) != bool(self.string(b)):
+                present, missing = (a, b) if self.string(a) else (b, a)
+                self.problems.append(f"{missing} is not set but {present} is: set both or neither")
