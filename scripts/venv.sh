@@ -1,0 +1,16 @@
+# Sourced by test.sh and local.sh: create or reuse .venv and install the pinned
+# requirements file given as $1, only when it changed since the last install.
+req="${1:-requirements.txt}"
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv"
+  python3 -m venv .venv
+fi
+PY="$(pwd)/.venv/bin/python"
+stamp=".venv/.deps-$(basename "$req" .txt)"
+want=$(cat requirements.txt "$req" | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "installing $req"
+  "$PY" -m pip install --disable-pip-version-check -q -r "$req"
+  echo "$want" > "$stamp"
+fi
+export PY

@@ -1,0 +1,77 @@
+"""Process-wide singletons, built lazily on first use and reused across requests.
+
+Cloud Functions keeps an instance warm between requests, so the settings, the HTTP
+connection pool (with its cached application JWT) and the store client are built once.
+Nothing here runs at import time: importing a function module never reads the
+environment or opens a connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import TYPE_CHECKING
+
+from shared.config import Settings
+from shared.log import configure_logging, get_logger, register_secrets
+
+if TYPE_CHECKING:
+    from shared.store.base import StateStore
+    from shared.vonage.client import VonageClient
+
+__all__ = ["get_settings", "get_settings_or_none", "get_store", "get_vonage", "reset"]
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The validated settings of this process (ConfigError names every bad variable)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    register_secrets(
+        [settings.api_secret, settings.private_key, settings.signature_secret, settings.webhook_token, *settings.api_tokens]
+    )
+    return settings
+
+
+def get_settings_or_none() -> Settings | None:
+    """The settings if they load, else None (for best-effort uses such as log decoration)."""
+    try:
+        return get_settings()
+    except Exception:
+        return None
+
+
+@functools.cache
+def get_store() -> StateStore:
+    """The state store chosen by STATE_BACKEND (or the environment), logged once."""
+    from shared.store import open_store
+
+    settings = get_settings()
+    with _lock:
+        store = open_store(settings)
+    get_logger("shared.deps").info(
+        "state store ready", extra={"backend": store.name, "why": settings.state_backend_reason}
+    )
+    return store
+
+
+@functools.cache
+def get_vonage() -> VonageClient:
+    """The one Vonage client of this process (keep-alive pool, cached application JWT)."""
+    from shared.vonage.client import VonageClient
+
+    return VonageClient(get_settings())
+
+
+def reset() -> None:
+    """Forget every singleton (tests, and the local runner when it rewires the environment)."""
+    for getter in (get_vonage, get_store):
+        if getter.cache_info().currsize:
+            try:
+                getter().close()
+            except Exception:
+                pass
+        getter.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,359 @@
+"""Message records and their status state machine.
+
+One record per message we send (collection ``messages``, keyed by our id), written
+before Vonage is called and completed by its answer and by every receipt after it.
+Receipts arrive out of order, duplicated, per part, and sometimes before the send
+response is stored; the rules that make that safe live here, as pure functions over
+a record dict, plus the few store calls that apply them transactionally:
+
+- A status only moves forward (``RANK``): a late ``submitted`` never overwrites
+  ``delivered`` or ``rejected``; ``read`` after ``delivered`` is progress; the first
+  final outcome of a part wins.
+- Each event is applied at most once: its ``event_key`` (Vonage id, status, error
+  code, timestamp) is remembered in the history, which keeps arrival order.
+- SMS API messages have one Vonage id per part; the message status is the aggregate
+  (delivered when every part is, failed as soon as one part failed, naming it).
+- A receipt for a Vonage id we have not indexed yet is parked (``parked_receipts``)
+  and merged when the send stores its ids; both sides re-check, so none is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from shared.errors import RecordExistsError
+from shared.store.base import StateStore
+
+__all__ = [
+    "MESSAGES",
+    "MESSAGE_IDS",
+    "PARKED",
+    "FINAL_FAILURES",
+    "StatusEvent",
+    "apply_event",
+    "attach_vonage_ids",
+    "mark_failed",
+    "new_message_id",
+    "new_message_record",
+    "record_status_event",
+]
+
+MESSAGES = "messages"
+MESSAGE_IDS = "message_ids"  # Vonage id -> our id
+PARKED = "parked_receipts"  # Vonage id -> events that arrived before the id was indexed
+PARKED_TTL = 3 * 86400.0  # SMS receipts can arrive for 72 h
+MAX_HISTORY = 100
+
+# How far along a status is. Equal ranks never replace each other (first final outcome wins).
+RANK: dict[str, int] = {
+    "pending": 0,
+    "submitted": 1,
+    "accepted": 1,  # SMS DLR: accepted by the carrier (the Messages API calls it submitted)
+    "buffered": 1,
+    "delivered": 3,
+    "rejected": 3,
+    "undeliverable": 3,
+    "failed": 3,
+    "expired": 3,
+    "unknown": 3,  # SMS DLR "unknown" is final (the Messages API maps it to rejected, error 1330)
+    "read": 4,
+}
+FINAL_FAILURES = frozenset({"rejected", "undeliverable", "failed", "expired", "unknown"})
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One status webhook, normalised: what happened to which Vonage id, when."""
+
+    vonage_id: str
+    status: str
+    timestamp: str | None = None  # Vonage's own time of the event, as sent
+    error_code: str | None = None
+    error_text: str | None = None
+    price: str | None = None
+    currency: str | None = None
+    source: str = "sms"  # "sms" (DLR) or "messages"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_key(self) -> str:
+        """Dedupe key: the same status of the same id at the same time is one event."""
+        return "|".join([self.vonage_id, self.status, self.error_code or "", self.timestamp or ""])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatusEvent:
+        return cls(**{k: data.get(k) for k in ("vonage_id", "status", "timestamp", "error_code", "error_text", "price", "currency")},
+                   source=data.get("source") or "sms", extra=data.get("extra") or {})
+
+
+def new_message_id() -> str:
+    """Our id for a message: opaque, URL-safe, unguessable."""
+    return "msg_" + uuid.uuid4().hex
+
+
+def new_message_record(
+    message_id: str,
+    *,
+    channel: str,
+    api: str,
+    to: str,
+    sender: str | None,
+    client_ref: str | None = None,
+    encoding: str | None = None,
+    segments: int | None = None,
+    message_type: str = "text",
+    idempotency_key: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A ``pending`` record, written before Vonage is called."""
+    at = _iso(now)
+    return {
+        "id": message_id,
+        "channel": channel,
+        "api": api,
+        "to": to,
+        "from": sender,
+        "client_ref": client_ref,
+        "message_type": message_type,
+        "encoding": encoding,
+        "segments": segments,
+        "idempotency_key": idempotency_key,
+        "status": "pending",
+        "parts": [],
+        "vonage_ids": [],
+        "history": [{"status": "pending", "at": at, "received_at": at}],
+        "price": None,
+        "currency": None,
+        "error": None,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def apply_event(record: Mapping[str, Any], event: StatusEvent, *, now: float | None = None) -> dict[str, Any] | None:
+    """The record after ``event``, or None when the event changes nothing (a duplicate).
+
+    The event is added to the history even when it does not move the status (a late
+    ``submitted``), so the history shows everything Vonage told us, once each.
+    """
+    history = list(record.get("history") or [])
+    if any(entry.get("event_key") == event.event_key for entry in history):
+        return None
+    updated = dict(record)
+    parts = [dict(part) for part in record.get("parts") or []]
+    part_index = next((i for i, part in enumerate(parts) if part.get("vonage_id") == event.vonage_id), None)
+    if part_index is None:
+        parts.append({"vonage_id": event.vonage_id, "status": "submitted"})
+        part_index = len(parts) - 1
+    part = parts[part_index]
+    if _advances(part.get("status"), event.status):
+        part["status"] = event.status
+        if event.status in FINAL_FAILURES:
+            part["error"] = _error(event)
+    if event.price is not None:
+        part["price"] = event.price
+    if event.currency:
+        updated["currency"] = event.currency
+    updated["parts"] = parts
+    updated["price"] = _total_price(parts)
+    history.append(
+        {
+            "status": event.status,
+            "at": event.timestamp,
+            "received_at": _iso(now),
+            "vonage_id": event.vonage_id,
+            "part": part_index + 1 if len(parts) > 1 else None,
+            "error": _error(event) if event.error_code not in (None, "", "0") else None,
+            "event_key": event.event_key,
+        }
+    )
+    updated["history"] = history[-MAX_HISTORY:]
+    updated.update(_aggregate(record.get("status", "pending"), parts))
+    updated["updated_at"] = _iso(now)
+    return updated
+
+
+def record_status_event(store: StateStore, event: StatusEvent) -> str:
+    """Apply a receipt to its message, or park it until the message's ids are stored.
+
+    Returns ``applied``, ``duplicate`` or ``parked``. Parking happens BEFORE the final
+    index check, and the sender merges parked events AFTER writing the index, so a
+    receipt racing the send response is merged by whichever side comes second.
+    """
+    message_id = _message_id_for(store, event.vonage_id)
+    if message_id is None:
+        store.update(PARKED, event.vonage_id, lambda doc: _park(doc, event), ttl=PARKED_TTL)
+        message_id = _message_id_for(store, event.vonage_id)
+        if message_id is None:
+            return "parked"
+    return "applied" if _apply(store, message_id, [event]) else "duplicate"
+
+
+def attach_vonage_ids(
+    store: StateStore,
+    message_id: str,
+    parts: Iterable[Mapping[str, Any]],
+    *,
+    price: str | None = None,
+    currency: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any] | None:
+    """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts."""
+    part_list = [dict(part) for part in parts]
+
+    def accept(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        known = {part.get("vonage_id"): part for part in doc.get("parts") or []}
+        merged = []
+        for part in part_list:
+            existing = known.pop(part["vonage_id"], None) or {}
+            merged.append({**part, **existing, "status": existing.get("status") or "submitted"})
+        merged.extend(known.values())  # parts a parked receipt created first
+        doc["parts"] = merged
+        doc["vonage_ids"] = [part["vonage_id"] for part in merged]
+        if price is not None:
+            doc["submit_price"] = price
+        if currency:
+            doc["currency"] = currency
+        if _advances(doc.get("status"), "submitted"):
+            at = _iso(now)
+            doc["history"] = [*doc.get("history", []), {"status": "submitted", "at": at, "received_at": at}]
+        doc.update(_aggregate(doc.get("status", "pending"), merged))
+        doc["submitted_at"] = doc.get("submitted_at") or _iso(now)
+        doc["updated_at"] = _iso(now)
+        return doc
+
+    record = store.update(MESSAGES, message_id, accept)
+    for part in part_list:
+        try:
+            store.create(MESSAGE_IDS, part["vonage_id"], {"message_id": message_id})
+        except RecordExistsError:
+            pass
+    parked: list[StatusEvent] = []
+    for part in part_list:
+        doc = store.get(PARKED, part["vonage_id"])
+        if doc:
+            parked.extend(StatusEvent.from_dict(item) for item in doc.get("events", []))
+    if parked:
+        record = _apply(store, message_id, parked) or store.get(MESSAGES, message_id)
+    return record
+
+
+def mark_failed(store: StateStore, message_id: str, *, code: str, message: str, vonage_code: str | None = None,
+                now: float | None = None) -> dict[str, Any] | None:
+    """Vonage refused the message synchronously: the record ends ``failed`` with the reason."""
+
+    def fail(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None or RANK.get(doc.get("status", "pending"), 0) > 0:
+            return None
+        at = _iso(now)
+        error = {"code": code, "message": message, "vonage_code": vonage_code}
+        doc["status"] = "failed"
+        doc["error"] = error
+        doc["history"] = [*doc.get("history", []), {"status": "failed", "at": at, "received_at": at, "error": error}]
+        doc["updated_at"] = at
+        return doc
+
+    return store.update(MESSAGES, message_id, fail)
+
+
+# ---- internals --------------------------------------------------------------
+
+
+def _message_id_for(store: StateStore, vonage_id: str) -> str | None:
+    doc = store.get(MESSAGE_IDS, vonage_id)
+    return doc.get("message_id") if doc else None
+
+
+def _apply(store: StateStore, message_id: str, events: list[StatusEvent]) -> dict[str, Any] | None:
+    changed = False
+
+    def fn(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        nonlocal changed
+        changed = False
+        if doc is None:
+            return None
+        current = doc
+        for event in events:
+            updated = apply_event(current, event)
+            if updated is not None:
+                current, changed = updated, True
+        return current if changed else None
+
+    result = store.update(MESSAGES, message_id, fn)
+    return result if changed else None
+
+
+def _park(doc: dict[str, Any] | None, event: StatusEvent) -> dict[str, Any] | None:
+    events = list((doc or {}).get("events", []))
+    if any(StatusEvent.from_dict(item).event_key == event.event_key for item in events):
+        return None
+    events.append(event.to_dict())
+    return {"events": events[-MAX_HISTORY:]}
+
+
+def _advances(current: str | None, new: str) -> bool:
+    current = current or "pending"
+    if current in FINAL_FAILURES:
+        return False  # the first final outcome wins; nothing follows a failure
+    if new == "read":
+        return RANK.get(current, 0) < RANK["read"]
+    return RANK.get(new, 0) > RANK.get(current, 0)
+
+
+def _aggregate(current: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Message status from its parts: failed as soon as one part failed, delivered when all are."""
+    if not parts:
+        return {"status": current}
+    failed = [(i, part) for i, part in enumerate(parts) if part.get("status") in FINAL_FAILURES]
+    if failed:
+        index, part = failed[0]
+        result: dict[str, Any] = {"status": part["status"], "failed_part": index + 1 if len(parts) > 1 else None}
+        if part.get("error"):
+            result["error"] = part["error"]
+        return result
+    statuses = {part.get("status") or "submitted" for part in parts}
+    if statuses == {"read"}:
+        status = "read"
+    elif statuses <= {"delivered", "read"}:
+        status = "delivered"
+    else:
+        status = "submitted"
+    if current in FINAL_FAILURES:
+        return {"status": current}
+    return {"status": status}
+
+
+def _error(event: StatusEvent) -> dict[str, Any] | None:
+    if event.error_code in (None, "", "0") and not event.error_text:
+        return None
+    return {"code": event.error_code, "text": event.error_text}
+
+
+def _total_price(parts: list[dict[str, Any]]) -> str | None:
+    total = Decimal(0)
+    seen = False
+    for part in parts:
+        try:
+            if part.get("price") is not None:
+                total += Decimal(str(part["price"]))
+                seen = True
+        except InvalidOperation:
+            continue
+    return format(total, "f") if seen else None
+
+
+def _iso(now: float | None) -> str:
+    moment = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int((moment % 1) * 1000):03d}Z"
