@@ -1,0 +1,94 @@
+"""Every function in one WSGI process: Replit, local runs, AWS Lambda, any WSGI host.
+
+Each function is mounted under its own path (``/send``, ``/verify-start``, ...) with
+the mount prefix stripped, so a handler sees the same request it would see deployed
+alone under functions-framework (where every path reaches the one function).
+``/healthz`` answers without touching Vonage; ``/readyz`` also pings the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FUNCTIONS", "create_app", "app"]
+
+# path -> (module, entry point). The names are main.py's exports.
+FUNCTIONS: dict[str, tuple[str, str]] = {
+    "/send": ("functions.send", "send"),
+    "/verify-start": ("functions.verify_start", "verify_start"),
+    "/verify-check": ("functions.verify_check", "verify_check"),
+    "/verify-cancel": ("functions.verify_cancel", "verify_cancel"),
+    "/inbound": ("functions.inbound", "inbound"),
+    "/status": ("functions.status", "status"),
+}
+
+
+def function_app(name: str, handler: Callable[[Any], Any]) -> Any:
+    """A WSGI app that hands every path and method to ``handler``, as functions-framework does."""
+    import flask
+
+    app = flask.Flask(name)
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+    def view(path: str = "") -> Any:
+        return handler(flask.request._get_current_object())
+
+    app.add_url_rule("/", "root", view, methods=methods, strict_slashes=False)
+    app.add_url_rule("/<path:path>", "path", view, methods=methods)
+    return app
+
+
+def create_app(functions: dict[str, tuple[str, str]] | None = None) -> Any:
+    """The one-process app: each function mounted at its path, plus health checks."""
+    import flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    mounts = {}
+    for path, (module_name, attr) in (functions or FUNCTIONS).items():
+        handler = getattr(importlib.import_module(module_name), attr)
+        mounts[path] = function_app(attr, handler)
+
+    root = flask.Flask("vonage_functions")
+
+    @root.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok", "functions": sorted(mounts)}
+
+    @root.get("/readyz")
+    def readyz() -> Any:
+        from shared.deps import get_store
+        from shared.errors import ServiceError
+        from shared.web import error_response
+
+        try:
+            store = get_store()
+            store.ping()
+        except ServiceError as exc:
+            return error_response(exc)
+        return {"status": "ok", "store": store.name}
+
+    @root.get("/")
+    def index() -> Any:
+        return {"service": "vonage-functions", "functions": sorted(mounts), "health": "/healthz"}
+
+    @root.errorhandler(404)
+    def not_found(_: Any) -> Any:
+        return {"error": {"code": "not_found", "message": f"no function at this path; try one of {', '.join(sorted(mounts))}"}}, 404
+
+    @root.errorhandler(405)
+    def not_allowed(_: Any) -> Any:
+        return {"error": {"code": "method_not_allowed", "message": "this path does not take that method"}}, 405
+
+    root.wsgi_app = DispatcherMiddleware(root.wsgi_app, mounts)  # type: ignore[method-assign]
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    # `gunicorn app:app` builds the app on first access, not when tests import this module.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)
