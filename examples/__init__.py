@@ -1,0 +1,1 @@
+"""Example INBOUND_HANDLER functions (see README, "Replying to inbound messages")."""

@@ -1,0 +1,1 @@
+"""Vonage webhooks: authenticity, parsing every format, dedupe, reassembly, opt-out, replies, receipts."""

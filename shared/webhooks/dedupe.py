@@ -1,0 +1,51 @@
+"""Once-only processing of webhook deliveries.
+
+Vonage delivers every event at least once, sometimes several copies at nearly the same
+moment. Each delivery key gets one document in ``webhook_events``, created atomically
+(``StateStore.create``: never check-then-insert). It starts ``processing`` and becomes
+``done`` only after the event is fully stored and handed on, so:
+
+- a copy that arrives after ``done`` is dropped at once (cheap: one failed create, one read);
+- a copy that finds ``processing`` (a concurrent copy, or an earlier attempt that failed with a
+  5xx) runs the processing again. Every later step is idempotent (atomic creates, transactional
+  updates keyed by Vonage's ids), so the retry completes what the failed attempt left undone and
+  the concurrent copy changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.errors import RecordExistsError
+from shared.store.base import StateStore
+from shared.webhooks.clock import iso_time
+
+__all__ = ["EVENTS", "begin_event", "finish_event"]
+
+EVENTS = "webhook_events"
+
+
+def begin_event(store: StateStore, key: str, *, ttl: float, now: float | None = None) -> bool:
+    """True when the delivery must be processed; False when it was already processed completely.
+
+    Raises StoreError when the store fails (the webhook then answers 503 and Vonage retries).
+    """
+    try:
+        store.create(EVENTS, key, {"state": "processing", "first_at": iso_time(now)}, ttl=ttl)
+        return True
+    except RecordExistsError:
+        doc = store.get(EVENTS, key)
+        return not (doc is not None and doc.get("state") == "done")
+
+
+def finish_event(store: StateStore, key: str, *, ttl: float, now: float | None = None) -> None:
+    """Mark the delivery processed: later copies are dropped without further work."""
+    at = iso_time(now)
+
+    def done(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is not None and doc.get("state") == "done":
+            return None
+        return {**(doc or {}), "state": "done", "done_at": at}
+
+    store.update(EVENTS, key, done, ttl=ttl)
+

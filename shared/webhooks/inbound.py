@@ -1,0 +1,483 @@
+"""Inbound messages: store once, reassemble, honour STOP/START/HELP, hand on to the reply handler.
+
+The path of one inbound webhook (after ``shared.webhooks.receive`` authenticated and parsed it):
+
+1. ``begin_event``: an atomic create of the delivery's dedupe document; a delivery already
+   processed completely ends here (``duplicate``).
+2. A part of a long SMS goes into its reassembly document (``shared.webhooks.concat``); until
+   the last part is in, the answer is ``part_stored``.
+3. The complete message is created in collection ``inbound`` under its Vonage id (atomic
+   create: a concurrent copy finds it and carries on with the same record).
+4. The hand-off, exactly once per message: a claim is taken in a transaction on the record
+   (``handoff.state`` ``pending`` -> ``claimed`` -> ``done``). The claimant applies the keyword
+   (suppression list), or calls ``INBOUND_HANDLER``; the decision (action and reply text) is
+   saved on the record *before* the reply is sent, and the reply goes through the shared send
+   path with the idempotency key ``inbound-reply:<message id>``. A retry after a crash therefore
+   never calls the handler twice once its answer is saved, and never sends twice.
+5. ``finish_event`` marks the delivery done.
+
+Choices:
+- The reply is sent inline, before answering Vonage (work after the response is not reliable on
+  Cloud Functions / Cloud Run, whose CPU is throttled once the response is sent). A failed send is
+  logged and recorded on the message but still answered 2xx: the inbound is stored, and a Vonage
+  retry would not help a refused reply.
+- A store failure anywhere answers 503 (Vonage retries; step 1 lets the retry through because
+  the dedupe document is not ``done``) and releases the claim when it can.
+- A copy that finds the hand-off claimed by another live attempt waits up to ``HANDOFF_WAIT``
+  seconds for it; if it is still running, it answers 503 so Vonage asks again later, rather than
+  2xx for work that might never finish. A claim older than ``HANDOFF_LEASE`` belongs to an
+  attempt that died: the next delivery takes it over.
+- Keyword messages (STOP, START, HELP...) get their confirmation and are not passed to the handler.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.config import Settings
+from shared.errors import ConfigError, RecordExistsError, ServiceError, StoreError, ValidationError
+from shared.log import get_logger
+from shared.messages.suppression import suppress, unsuppress
+from shared.store.base import StateStore
+from shared.webhooks.clock import iso_time
+from shared.webhooks.concat import AssembledMessage, add_part
+from shared.webhooks.dedupe import begin_event, finish_event
+from shared.webhooks.formats import InboundEvent, normalise_address, parse_inbound
+from shared.webhooks.keywords import match_keyword
+
+__all__ = [
+    "HANDOFF_LEASE",
+    "HANDOFF_WAIT",
+    "INBOUND",
+    "ReplySender",
+    "list_inbound",
+    "listing_options",
+    "load_handler",
+    "receive_inbound",
+    "reply_idempotency_key",
+    "service_sender",
+]
+
+log = get_logger("shared.webhooks.inbound")
+
+INBOUND = "inbound"
+HANDOFF_LEASE = 60.0  # seconds after which a claim is presumed dead (its attempt crashed)
+HANDOFF_WAIT = 2.0  # seconds a concurrent copy waits for the claimant before answering 503
+_POLL = 0.05
+MAX_LIST = 200
+
+# A send_text-like callable: send(to=, text=, sender=, channel=, idempotency_key=, bypass_suppression=) -> dict
+ReplySender = Callable[..., Mapping[str, Any]]
+
+
+def reply_idempotency_key(message_id: str) -> str:
+    """The idempotency key of the one reply a message may get: a retried webhook reuses it."""
+    return f"inbound-reply:{message_id}"
+
+
+def service_sender(settings: Settings, store: StateStore, vonage: Callable[[], Any]) -> ReplySender:
+    """The shared send path (``shared.messages.service.send_text``), Vonage client built on first use."""
+
+    def send(**kwargs: Any) -> Mapping[str, Any]:
+        from shared.messages.service import send_text
+
+        return send_text(settings=settings, store=store, vonage=vonage(), **kwargs)
+
+    return send
+
+
+def receive_inbound(
+    fields: Mapping[str, Any],
+    *,
+    settings: Settings,
+    store: StateStore,
+    send: ReplySender | None = None,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Process one authenticated inbound webhook; return the (text-free) answer for Vonage.
+
+    Raises BadRequestError (400) for a payload that is not an inbound message, StoreError
+    (503) when the store fails, ConfigError (500) when INBOUND_HANDLER cannot be loaded, and a
+    503 ``handoff_in_progress`` when another attempt is still handing the message on.
+    """
+    event = parse_inbound(fields)
+    now = clock()
+    key = event.dedupe_key
+    if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
+        log.info("inbound duplicate dropped", extra={"vonage_id": event.vonage_id, "channel": event.channel})
+        return {"result": "duplicate", "id": event.vonage_id}
+
+    if event.concat is not None:
+        assembled = add_part(store, event, ttl=settings.concat_ttl, now=now)
+        if assembled is None:
+            finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+            log.info(
+                "inbound part stored",
+                extra={"vonage_id": event.vonage_id, "part": event.concat.part, "total": event.concat.total},
+            )
+            return {"result": "part_stored", "id": event.vonage_id, "part": event.concat.part, "total": event.concat.total}
+        record = _record_from_parts(event, assembled, now)
+    else:
+        record = _record_from_event(event, now)
+
+    created = _store_record(store, record)
+    if created:
+        log.info(
+            "inbound stored",
+            extra={
+                "message_id": record["id"],
+                "channel": record["channel"],
+                "from": record["from"],
+                "api": record["api"],
+                "parts": record["parts"],
+                "message_type": record["message_type"],
+            },
+        )
+    if send is None:
+        from shared.deps import get_vonage
+
+        send = service_sender(settings, store, get_vonage)
+    handoff = _hand_off(store, record["id"], settings=settings, send=send, clock=clock)
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+    return {"result": "stored" if created else "duplicate", "id": record["id"], "action": handoff.get("action")}
+
+
+# ---- records -------------------------------------------------------------------------
+
+
+def _record_from_event(event: InboundEvent, now: float) -> dict[str, Any]:
+    return _record(
+        message_id=event.vonage_id,
+        event=event,
+        vonage_ids=[event.vonage_id],
+        text=event.text,
+        message_type=event.message_type,
+        timestamp=event.timestamp,
+        raw=event.raw,
+        details=dict(event.details),
+        now=now,
+    )
+
+
+def _record_from_parts(event: InboundEvent, assembled: AssembledMessage, now: float) -> dict[str, Any]:
+    return _record(
+        message_id=assembled.message_id,
+        event=event,
+        vonage_ids=list(assembled.vonage_ids),
+        text=assembled.text,
+        message_type=assembled.message_type,
+        timestamp=assembled.timestamp,
+        raw=list(assembled.raw),
+        details=dict(assembled.details),
+        now=now,
+    )
+
+
+def _record(
+    *,
+    message_id: str,
+    event: InboundEvent,
+    vonage_ids: list[str],
+    text: str | None,
+    message_type: str,
+    timestamp: str | None,
+    raw: str | list[str],
+    details: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "api": event.api,
+        "channel": event.channel,
+        "from": event.sender,
+        "to": event.recipient,
+        "message_type": message_type,
+        "text": text,
+        "media": [dict(item) for item in event.media],
+        "details": details,
+        "vonage_ids": vonage_ids,
+        "parts": len(vonage_ids),
+        "timestamp": timestamp,
+        "received_at": iso_time(now),
+        "raw": raw,
+        "handoff": {"state": "pending"},
+    }
+
+
+def _store_record(store: StateStore, record: dict[str, Any]) -> bool:
+    """Create the message record; False when it already exists (a copy or a retry got there first)."""
+    try:
+        store.create(INBOUND, record["id"], record)
+        return True
+    except RecordExistsError:
+        return False
+
+
+# ---- the hand-off --------------------------------------------------------------------
+
+
+def _hand_off(
+    store: StateStore,
+    message_id: str,
+    *,
+    settings: Settings,
+    send: ReplySender,
+    clock: Callable[[], float],
+) -> dict[str, Any]:
+    """Run the keyword / handler / reply step once for the message; return its ``handoff`` state."""
+    claim = uuid.uuid4().hex
+    deadline = time.monotonic() + HANDOFF_WAIT
+    while True:
+        record = store.get(INBOUND, message_id)
+        if record is None:  # cannot happen after _store_record, unless someone deleted it
+            raise StoreError("the inbound record vanished before its hand-off")
+        handoff = record.get("handoff") or {}
+        if handoff.get("state") == "done":
+            return handoff
+        if not _claim_is_live(handoff, clock()):
+            record = _claim(store, message_id, claim, clock())
+            if record is not None:
+                break
+        if time.monotonic() >= deadline:
+            log.warning("inbound hand-off still in progress elsewhere; asking Vonage to retry", extra={"message_id": message_id})
+            raise ServiceError(
+                "this message is being handed on by another attempt; retry later",
+                code="handoff_in_progress",
+                status=503,
+                retry_after=5,
+            )
+        time.sleep(_POLL)
+
+    try:
+        decision = (record.get("handoff") or {}).get("decision")
+        if decision is None:
+            decision = _decide(store, record, settings=settings)
+            if decision.get("reply"):
+                # Saved before sending: a retry after a crash re-sends this text, never asks the handler again.
+                _update_handoff(store, message_id, claim, {"decision": decision})
+        result = _send_reply(record, decision, send=send) if decision.get("reply") else None
+        final = {"state": "done", "action": decision["action"], "decision": decision, "done_at": iso_time(clock())}
+        if result is not None:
+            final["reply_result"] = result
+        return _update_handoff(store, message_id, claim, final, force=True)
+    except BaseException:
+        _release(store, message_id, claim)
+        raise
+
+
+def _claim_is_live(handoff: Mapping[str, Any], now: float) -> bool:
+    if handoff.get("state") != "claimed":
+        return False
+    try:
+        return now - float(handoff.get("claimed_at") or 0) < HANDOFF_LEASE
+    except (TypeError, ValueError):
+        return False
+
+
+def _claim(store: StateStore, message_id: str, claim: str, now: float) -> dict[str, Any] | None:
+    """Take the hand-off in a transaction; the record when this call won it, else None."""
+
+    def take(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        handoff = dict(doc.get("handoff") or {})
+        if handoff.get("state") == "done" or _claim_is_live(handoff, now):
+            return None
+        handoff.update(state="claimed", claim=claim, claimed_at=now, attempts=int(handoff.get("attempts") or 0) + 1)
+        doc["handoff"] = handoff
+        return doc
+
+    after = store.update(INBOUND, message_id, take)
+    if after is not None and (after.get("handoff") or {}).get("claim") == claim:
+        return after
+    return None
+
+
+def _update_handoff(
+    store: StateStore, message_id: str, claim: str, changes: Mapping[str, Any], *, force: bool = False
+) -> dict[str, Any]:
+    """Merge ``changes`` into the record's hand-off while our claim holds (always, with ``force``)."""
+
+    def merge(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        handoff = dict(doc.get("handoff") or {})
+        if not force and handoff.get("claim") != claim:
+            return None
+        handoff.update(changes)
+        doc["handoff"] = handoff
+        return doc
+
+    after = store.update(INBOUND, message_id, merge)
+    return dict((after or {}).get("handoff") or changes)
+
+
+def _release(store: StateStore, message_id: str, claim: str) -> None:
+    """Give the claim back after a failure so Vonage's retry can take it (best effort)."""
+
+    def release(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        handoff = dict(doc.get("handoff") or {})
+        if handoff.get("claim") != claim or handoff.get("state") != "claimed":
+            return None
+        handoff["state"] = "pending"
+        doc["handoff"] = handoff
+        return doc
+
+    try:
+        store.update(INBOUND, message_id, release)
+    except Exception:
+        # The store is failing (that is usually why we are here); the lease expires on its own.
+        log.warning("could not release the inbound hand-off claim", extra={"message_id": message_id})
+
+
+def _decide(store: StateStore, record: Mapping[str, Any], *, settings: Settings) -> dict[str, Any]:
+    """Apply a keyword (suppression list) or ask the handler; return the action and reply text."""
+    keyword = match_keyword(record.get("text"))
+    sender = str(record.get("from") or "")
+    if keyword is not None and keyword.action == "optout":
+        changed = suppress(store, sender, keyword=keyword.keyword, source_id=str(record["id"]))
+        log.info("sender opted out", extra={"from": sender, "keyword": keyword.keyword, "changed": changed})
+        # The confirmation must reach a number that is now suppressed.
+        return {"action": "optout", "keyword": keyword.keyword, "reply": settings.optout_reply, "bypass_suppression": True}
+    if keyword is not None and keyword.action == "optin":
+        changed = unsuppress(store, sender, keyword=keyword.keyword)
+        log.info("sender opted in", extra={"from": sender, "keyword": keyword.keyword, "changed": changed})
+        return {"action": "optin", "keyword": keyword.keyword, "reply": settings.optin_reply, "bypass_suppression": False}
+    if keyword is not None:
+        # HELP is answered even for a suppressed number (carrier rules require it).
+        return {"action": "help", "keyword": keyword.keyword, "reply": settings.help_reply, "bypass_suppression": True}
+    if not settings.inbound_handler:
+        return {"action": "none", "reply": None}
+    handler = load_handler(settings.inbound_handler)
+    message = {k: v for k, v in record.items() if k != "handoff"}
+    try:
+        answer = handler(message)
+    except Exception as exc:
+        # A bug in the handler is the app's to fix; retrying the webhook would only repeat it.
+        log.error("inbound handler failed", extra={"message_id": record["id"], "error": type(exc).__name__})
+        return {"action": "handler", "reply": None, "error": f"handler raised {type(exc).__name__}"}
+    return {"action": "handler", "reply": _reply_text(answer, str(record["id"])), "bypass_suppression": False}
+
+
+def _reply_text(answer: Any, message_id: str) -> str | None:
+    if answer is None:
+        return None
+    if isinstance(answer, Mapping):
+        answer = answer.get("text")
+    if isinstance(answer, str):
+        return answer if answer.strip() else None
+    log.warning(
+        "inbound handler returned something other than None, a str or {'text': str}; no reply sent",
+        extra={"message_id": message_id, "type": type(answer).__name__},
+    )
+    return None
+
+
+def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send: ReplySender) -> dict[str, Any]:
+    """Send the reply once (idempotency key from the message id); failures are logged and recorded."""
+    message_id = str(record["id"])
+    sender = str(record.get("to") or "")
+    try:
+        result = send(
+            to=record["from"],
+            text=decision["reply"],
+            sender=sender[1:] if sender.startswith("+") else sender,  # Vonage wants digits in `from`
+            channel=record.get("channel") or "sms",
+            idempotency_key=reply_idempotency_key(message_id),
+            bypass_suppression=bool(decision.get("bypass_suppression")),
+        )
+    except StoreError as exc:
+        if isinstance(exc, RecordExistsError):
+            return _reply_failed(message_id, exc.code)
+        raise  # our store is failing: 503, Vonage retries, the key prevents a second send
+    except ServiceError as exc:
+        return _reply_failed(message_id, exc.code, getattr(exc, "vonage_code", None))
+    except Exception as exc:
+        log.error("inbound reply failed unexpectedly", extra={"message_id": message_id, "error": type(exc).__name__})
+        return {"sent": False, "error": "internal_error"}
+    outcome: dict[str, Any] = {"sent": True}
+    for name in ("id", "message_id", "status"):
+        if isinstance(result, Mapping) and isinstance(result.get(name), str):
+            outcome[name] = result[name]
+    log.info("inbound reply sent", extra={"message_id": message_id, "reply_id": outcome.get("id") or outcome.get("message_id")})
+    return outcome
+
+
+def _reply_failed(message_id: str, code: str, vonage_code: Any = None) -> dict[str, Any]:
+    log.warning("inbound reply not sent", extra={"message_id": message_id, "error_code": code, "vonage_code": vonage_code})
+    failure: dict[str, Any] = {"sent": False, "error": code}
+    if vonage_code is not None:
+        failure["vonage_code"] = str(vonage_code)
+    return failure
+
+
+@functools.lru_cache(maxsize=8)
+def load_handler(spec: str) -> Callable[[dict[str, Any]], Any]:
+    """Import ``package.module:function`` once per process; ConfigError when it cannot be."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"INBOUND_HANDLER module {module_name!r} cannot be imported ({type(exc).__name__})") from exc
+    handler = module
+    for part in attr.split("."):
+        handler = getattr(handler, part, None)
+        if handler is None:
+            raise ConfigError(f"INBOUND_HANDLER: {module_name!r} has no attribute {attr!r}")
+    if not callable(handler):
+        raise ConfigError(f"INBOUND_HANDLER {spec!r} is not callable")
+    return handler  # type: ignore[return-value]
+
+
+# ---- listing -------------------------------------------------------------------------
+
+
+def list_inbound(
+    store: StateStore,
+    *,
+    number: str | None = None,
+    limit: int = 50,
+    include_raw: bool = False,
+) -> list[dict[str, Any]]:
+    """Stored inbound messages, newest first; with ``number``, those from or to that number."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIST}", field="limit")
+    if number:
+        wanted = normalise_address(number, phone=True)
+        found: dict[str, dict[str, Any]] = {}
+        for field_name in ("from", "to"):
+            for doc in store.query(INBOUND, where={field_name: wanted}, order_by="received_at", descending=True, limit=limit):
+                found[str(doc.get("id"))] = doc
+        docs = sorted(found.values(), key=lambda doc: str(doc.get("received_at") or ""), reverse=True)[:limit]
+    else:
+        docs = store.query(INBOUND, order_by="received_at", descending=True, limit=limit)
+    return [_public(doc, include_raw=include_raw) for doc in docs]
+
+
+def listing_options(args: Mapping[str, str]) -> dict[str, Any]:
+    """``list_inbound`` keyword arguments from query parameters ``number``, ``limit``, ``raw``."""
+    limit_text = (args.get("limit") or "50").strip()
+    if not limit_text.isdigit():
+        raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIST}", field="limit")
+    number = (args.get("number") or "").strip() or None
+    return {
+        "number": number,
+        "limit": int(limit_text),
+        "include_raw": (args.get("raw") or "").strip().lower() in ("1", "true", "yes"),
+    }
+
+
+def _public(doc: Mapping[str, Any], *, include_raw: bool) -> dict[str, Any]:
+    public = {k: v for k, v in doc.items() if include_raw or k != "raw"}
+    handoff = dict(public.get("handoff") or {})
+    handoff.pop("claim", None)
+    public["handoff"] = handoff
+    return public
+

@@ -1,0 +1,85 @@
+"""Status webhooks: SMS API delivery receipts, Messages API statuses, Verify v2 callbacks.
+
+Receipts are normalised into ``StatusEvent`` and applied by ``shared.messages.records``
+(monotonic state machine per message, per-part aggregation, parking of receipts that arrive
+before the send stored its Vonage ids, full history in arrival order). Dedupe is per *event*
+(Vonage id, status, error code, timestamp), never per message: one message legitimately gets
+several statuses. Verify v2 callbacks go to ``shared.verify.callbacks.apply_verify_callback``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.config import Settings
+from shared.log import get_logger
+from shared.messages.records import record_status_event
+from shared.store.base import StateStore
+from shared.webhooks.dedupe import begin_event, finish_event
+from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
+
+__all__ = ["receive_status", "verify_event_key"]
+
+log = get_logger("shared.webhooks.status")
+
+
+def verify_event_key(payload: Mapping[str, Any]) -> str:
+    """Dedupe key of a Verify v2 callback: request, type, channel, status and Vonage's time."""
+    parts = [
+        str(payload.get(name) or "")
+        for name in ("request_id", "type", "channel", "status", "triggered_at", "submitted_at", "finalized_at")
+    ]
+    return "verify:" + "|".join(parts)
+
+
+def receive_status(
+    fields: Mapping[str, Any],
+    *,
+    settings: Settings,
+    store: StateStore,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Process one authenticated status webhook; return the answer for Vonage.
+
+    ``result`` is ``applied`` (the message record changed), ``parked`` (no record for this id
+    yet: kept and merged when the send stores its ids), ``duplicate``, or for Verify callbacks
+    ``applied``/``unknown_request``. Raises BadRequestError (400) for a payload that is not a
+    status webhook and StoreError (503) when the store fails.
+    """
+    now = clock()
+    if classify(fields) == KIND_VERIFY:
+        return _receive_verify(fields, settings=settings, store=store, now=now)
+    event = parse_status(fields)
+    key = "st:" + event.event_key
+    if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
+        log.info("status duplicate dropped", extra={"vonage_id": event.vonage_id, "status_value": event.status})
+        return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
+    result = record_status_event(store, event)
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+    log.info(
+        "status recorded",
+        extra={
+            "vonage_id": event.vonage_id,
+            "status_value": event.status,
+            "result": result,
+            "error_code": event.error_code,
+            "source": event.source,
+        },
+    )
+    return {"result": result, "id": event.vonage_id, "status": event.status}
+
+
+def _receive_verify(fields: Mapping[str, Any], *, settings: Settings, store: StateStore, now: float) -> dict[str, Any]:
+    from shared.verify.callbacks import apply_verify_callback
+
+    key = verify_event_key(fields)
+    request_id = str(fields.get("request_id") or "")
+    if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
+        return {"result": "duplicate", "request_id": request_id}
+    known = apply_verify_callback(store, fields)
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+    if not known:
+        log.warning("verify callback for an unknown request", extra={"request_id": request_id, "type": fields.get("type")})
+    return {"result": "applied" if known else "unknown_request", "request_id": request_id}
