@@ -1,0 +1,77 @@
+"""SandboxContext: the one object every handler gets (config, clock, state, faults, webhooks, verify)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sandbox.config import SandboxConfig
+from sandbox.faults import FaultInjector
+from sandbox.state import SandboxState
+from sandbox.verify import VerifyEngine
+from sandbox.webhooks import WebhookDispatcher
+
+__all__ = ["SandboxContext"]
+
+
+class SandboxContext:
+    """Shared run-time state of one sandbox. The config is replaced whole, never mutated."""
+
+    def __init__(self, config: SandboxConfig, *, clock: Callable[[], float]) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._public_key: Any = None
+        self.clock = clock
+        self.state = SandboxState(config.balance, clock=clock)
+        self.faults = FaultInjector(config.faults, seed=config.seed)
+        self.dispatcher = WebhookDispatcher(lambda: self.config, clock=clock)
+        self.verify = VerifyEngine(clock=clock)
+        # Set on stop: a held response (timeout fault) or a delay returns at once.
+        self.stopping = threading.Event()
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The current configuration."""
+        with self._lock:
+            return self._config
+
+    def update_config(self, changes: Mapping[str, Any]) -> SandboxConfig:
+        """Apply ``changes`` (ValueError on bad input); balance and faults take effect at once."""
+        with self._lock:
+            new = self._config.updated(changes)
+            self._config = new
+            if {"private_key", "public_key"} & set(changes):
+                self._public_key = None
+        if "balance" in changes:
+            self.state.set_balance(new.balance)
+        if "faults" in changes or "seed" in changes:
+            self.faults.configure(new.faults, seed=new.seed if "seed" in changes else None)
+        return new
+
+    def public_key(self) -> Any:
+        """The application's public key (from public_key, or derived from private_key), or None."""
+        with self._lock:
+            config = self._config
+            if self._public_key is None and (config.public_key or config.private_key):
+                if config.public_key:
+                    self._public_key = config.public_key
+                else:
+                    from shared.vonage.auth import load_private_key
+
+                    assert config.private_key is not None
+                    self._public_key = load_private_key(config.private_key).public_key()
+            return self._public_key
+
+    def hold(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the sandbox stops meanwhile."""
+        if seconds > 0:
+            self.stopping.wait(seconds)
+
+    def reset(self) -> None:
+        """Forget messages, requests, inbox, verifications and deliveries; restore the balance."""
+        self.state.reset()
+        self.verify.reset()
+        self.dispatcher.reset()
+        config = self.config
+        self.faults.configure(config.faults, seed=config.seed)
