@@ -1,0 +1,632 @@
+"""Sending messages: the one path every send takes, from the send function and from replies.
+
+:func:`send_messages` serves ``POST /send`` (one recipient or a bulk list);
+:func:`send_text` lets other functions (inbound replies, STOP confirmations) send one text
+through exactly the same steps; :func:`get_message` serves ``GET /send/<id>``.
+
+For each recipient, in this order:
+
+1. Bad numbers and repeats in a bulk list are reported, not sent.
+2. Idempotency (``shared.messages.idempotency``): the request key, then the per-recipient key
+   ``key + ":" + E.164``, are claimed in the store BEFORE Vonage is called. A completed key
+   replays its stored result; a key held by another attempt answers "in progress".
+3. The suppression list: an opted-out number is not sent to (``opted_out``).
+4. The message record (``shared.messages.records``) is written, ``pending``.
+5. Vonage is called in a paced slot (``shared.messages.pacing``); the client retries
+   throttling and 5xx itself, the pacer backs off the whole process on top.
+6. Accepted: the record gets Vonage's ids (one per SMS part) and ``submitted``; the key is
+   completed with the result. Refused (nothing sent): the record is ``failed``, the key is
+   released so the same request can be retried once the cause is fixed. Outcome unknown
+   (a timeout after the request left): the record stays ``pending`` with the error noted,
+   and the key stays in progress until it expires, so a retry cannot send it twice.
+
+Account-level failures (bad credentials, no credit, suspended account) stop a bulk send:
+the recipients not attempted yet are reported ``not_attempted`` and can be retried with the
+same key.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import (
+    ConfigError,
+    NotFoundError,
+    ServiceError,
+    StoreError,
+    VonageTimeoutError,
+    VonageUnavailableError,
+)
+from shared.log import get_logger
+from shared.messages import idempotency as idem
+from shared.messages.payloads import messages_api_body, sms_api_arguments
+from shared.messages.records import (
+    MESSAGE_IDS,
+    MESSAGES,
+    attach_vonage_ids,
+    mark_failed,
+    new_message_id,
+    new_message_record,
+)
+from shared.messages.request import Recipient, SendRequest, parse_send_request
+from shared.messages.pacing import BULK_WORKERS, SAFETY, get_pacer, paced_call, run_bounded
+from shared.messages.suppression import is_suppressed
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.store.base import StateStore
+    from shared.vonage.client import MessageSubmission, SmsSubmission, VonageClient
+
+__all__ = [
+    "FATAL_CODES",
+    "SendOutcome",
+    "caller_scope",
+    "get_message",
+    "send_messages",
+    "send_text",
+]
+
+log = get_logger("shared.messages.service")
+
+# Errors about the account or the deployment, not the recipient: a bulk send stops at the first.
+FATAL_CODES = frozenset(
+    {"misconfigured", "vonage_auth_failed", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
+)
+INTERNAL_SCOPE = "internal"
+_MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
+_VONAGE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+# Per-recipient result statuses, and the summary counter each one adds to.
+SUBMITTED = "submitted"
+FAILED = "failed"
+OPTED_OUT = "opted_out"
+SKIPPED_DUPLICATE = "skipped_duplicate"
+IN_PROGRESS = "in_progress"
+UNKNOWN = "unknown"
+NOT_ATTEMPTED = "not_attempted"
+_COMMON_FIELDS = frozenset({"channel", "api", "from", "message_type", "encoding", "segments", "client_ref"})
+_SUMMARY_KEY = {
+    SUBMITTED: "sent",
+    FAILED: "failed",
+    NOT_ATTEMPTED: "failed",
+    OPTED_OUT: "opted_out",
+    SKIPPED_DUPLICATE: "skipped_duplicate",
+    IN_PROGRESS: "in_progress",
+    UNKNOWN: "unknown",
+}
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """The HTTP answer of a send: status, JSON body, extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Delivery:
+    """One recipient's result, plus the live error for a single send to raise."""
+
+    result: dict[str, Any]
+    error: ServiceError | None = None
+
+
+@dataclass
+class _Run:
+    """Everything one send needs, shared by the bulk threads."""
+
+    request: SendRequest
+    settings: Settings
+    store: StateStore
+    vonage: VonageClient
+    key: str | None
+    scope: str
+    bypass_suppression: bool
+    clock: Callable[[], float]
+    abort: threading.Event = field(default_factory=threading.Event)
+    abort_error: list[ServiceError] = field(default_factory=list)
+
+
+# ---- public API ---------------------------------------------------------------------------
+
+
+def send_messages(
+    body: Mapping[str, Any],
+    *,
+    idempotency_key: str | None,
+    settings: Settings,
+    store: StateStore,
+    vonage: VonageClient,
+    scope: str = "api",
+    clock: Callable[[], float] = time.time,
+) -> SendOutcome:
+    """Handle the JSON body of ``POST /send``.
+
+    Returns 202 with the result (one recipient) or ``{summary, results}`` (a list), or 200
+    with the analysis for a ``dry_run``. Raises a ServiceError for a bad request (400/422),
+    an idempotency conflict (409/422), and for a single recipient that was not sent: its
+    Vonage error (422 invalid number, 402 no credit, 503 throttled, 5xx misconfigured...),
+    ``opted_out`` (422). ``scope`` separates the keys of different callers.
+    """
+    request = parse_send_request(body, settings)
+    if request.dry_run:
+        return SendOutcome(200, _dry_run_report(request, store))
+    key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
+    deliveries = _execute(
+        _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
+    )
+    if not request.bulk:
+        return _single_outcome(deliveries[0])
+    return _bulk_outcome(request, deliveries)
+
+
+def send_text(
+    *,
+    to: str,
+    text: str,
+    sender: str | None = None,
+    channel: str = "sms",
+    idempotency_key: str,
+    settings: Settings,
+    store: StateStore,
+    vonage: VonageClient,
+    bypass_suppression: bool = False,
+) -> dict[str, Any]:
+    """Send one text through exactly the send function's path; return the recipient's result.
+
+    For replies from other functions. ``idempotency_key`` is required: derive it from the event
+    being answered (e.g. ``"stop-reply:" + message_uuid``) so a redelivered webhook does not
+    reply twice. ``bypass_suppression`` sends even to an opted-out number (the confirmation of
+    a STOP). The result's ``status`` is ``submitted``, ``failed`` (with ``error``),
+    ``opted_out``, ``in_progress`` or ``unknown``; a replayed result has ``replayed: true``.
+    Raises ServiceError only for invalid input (bad number or text, 422), a misconfigured
+    deployment, or an unreachable store (503).
+    """
+    body: dict[str, Any] = {"to": to, "text": text, "channel": channel}
+    if sender is not None:
+        body["from"] = sender
+    request = parse_send_request(body, settings)
+    key = idem.validate_key(idempotency_key)
+    run = _Run(request, settings, store, vonage, key, INTERNAL_SCOPE, bypass_suppression, time.time)
+    return _execute(run)[0].result
+
+
+def get_message(store: StateStore, message_id: str | None) -> dict[str, Any]:
+    """The record of one message, by our id (``msg_...``) or by a Vonage id; 404 when unknown."""
+    if not message_id:
+        raise NotFoundError("give a message id: GET /send/<id> or /send?id=<id>", code="not_found")
+    if not _MESSAGE_ID.fullmatch(message_id):
+        index = store.get(MESSAGE_IDS, message_id) if _VONAGE_ID.fullmatch(message_id) else None
+        if not index:
+            raise NotFoundError("no message with this id")
+        message_id = str(index.get("message_id"))
+    record = store.get(MESSAGES, message_id)
+    if record is None:
+        raise NotFoundError("no message with this id")
+    return record
+
+
+def caller_scope(token: str | None) -> str:
+    """The idempotency scope of a caller: a digest of its bearer token (never the token)."""
+    import hashlib
+
+    if not token:
+        return "api"
+    return "api:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def _execute(run: _Run) -> list[_Delivery]:
+    request, settings = run.request, run.settings
+    _require_credentials(request.api, settings)
+    request_claim = None
+    if run.key is not None:
+        # Guards the whole request: a different body under this key is refused, and a duplicate
+        # arriving while this one runs gets 409. It is released at the end: per-recipient keys
+        # carry the results, so a retry replays what was sent and sends only what was not.
+        sendable = sum(1 for r in request.recipients if r.error is None and r.duplicate_of is None)
+        hold = settings.idempotency_in_progress_ttl + sendable * (1 + SAFETY) / settings.max_rps
+        request_claim = idem.claim(
+            run.store,
+            idem.store_key(run.scope, run.key),
+            request.fingerprint,
+            in_progress_ttl=hold,
+            clock=run.clock,
+        )
+    try:
+        if request.bulk:
+            deliveries = run_bounded(lambda r: _deliver_safely(run, r), request.recipients, workers=BULK_WORKERS)
+        else:
+            deliveries = [_deliver(run, request.recipients[0])]
+    finally:
+        if request_claim is not None and request_claim.acquired:
+            try:
+                idem.release(run.store, request_claim, ttl=settings.idempotency_ttl, clock=run.clock)
+            except StoreError:
+                log.error("could not release the request idempotency key; it expires on its own")
+    if request.bulk:
+        log.info("bulk send finished", extra={"summary": _summary(deliveries), "channel": request.channel, "api": request.api})
+    return deliveries
+
+
+def _deliver_safely(run: _Run, recipient: Recipient) -> _Delivery:
+    """_deliver for one entry of a bulk send: no exception may lose the other entries' results."""
+    try:
+        return _deliver(run, recipient)
+    except ServiceError as exc:
+        if isinstance(exc, StoreError) or _is_fatal(exc):
+            _stop(run, exc)
+        return _Delivery(_base(run.request, recipient) | {"status": FAILED, "error": _error_dict(exc)}, exc)
+    except Exception:
+        log.exception("unexpected error sending one message of a bulk send")
+        error = ServiceError("internal error while sending to this recipient; its outcome is unknown")
+        return _Delivery(_base(run.request, recipient) | {"status": UNKNOWN, "error": _error_dict(error)}, error)
+
+
+def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
+    request, settings, store = run.request, run.settings, run.store
+    base = _base(request, recipient)
+    if recipient.error is not None:
+        return _Delivery(base | {"status": FAILED, "error": _error_dict(recipient.error)}, recipient.error)
+    if recipient.duplicate_of is not None:
+        return _Delivery(base | {"status": SKIPPED_DUPLICATE, "duplicate_of": recipient.duplicate_of})
+    if run.abort.is_set():
+        return _not_attempted(run, base)
+    address = recipient.address
+    assert address is not None
+
+    claim = None
+    if run.key is not None:
+        try:
+            claim = idem.claim(
+                store,
+                idem.store_key(run.scope, idem.derive_key(run.key, address)),
+                request.fingerprint,
+                in_progress_ttl=settings.idempotency_in_progress_ttl,
+                clock=run.clock,
+            )
+        except idem.IdempotencyInProgressError as exc:
+            return _Delivery(base | {"status": IN_PROGRESS, "error": _error_dict(exc)}, exc)
+        if not claim.acquired:
+            return _Delivery({**(claim.result or {}), "replayed": True})
+
+    try:
+        if not run.bypass_suppression and is_suppressed(store, address):
+            _release(run, claim)
+            error = ServiceError(
+                "the recipient opted out (replied STOP) and is not sent to until they opt in again (START)",
+                code="opted_out",
+                status=422,
+                details={"to": address},
+            )
+            return _Delivery(base | {"status": OPTED_OUT, "error": _error_dict(error)}, error)
+        message_id = new_message_id()
+        analysis = request.analysis
+        store.create(
+            MESSAGES,
+            message_id,
+            new_message_record(
+                message_id,
+                channel=request.channel,
+                api=request.api,
+                to=address,
+                sender=request.sender,
+                client_ref=request.client_ref,
+                encoding=analysis.encoding if analysis else None,
+                segments=analysis.segments if analysis else None,
+                message_type=request.content.kind,
+                idempotency_key=run.key,
+                now=run.clock(),
+            ),
+        )
+    except StoreError:
+        _release(run, claim)
+        raise
+    base["id"] = message_id
+
+    try:
+        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient))
+    except ServiceError as exc:
+        return _refused(run, base, claim, exc)
+    return _accepted(run, base, claim, submission)
+
+
+def _submit(run: _Run, recipient: Recipient) -> SmsSubmission | MessageSubmission:
+    if run.request.api == "sms":
+        return run.vonage.send_sms(**sms_api_arguments(run.request, recipient))
+    return run.vonage.send_message(messages_api_body(run.request, recipient))
+
+
+def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submission: Any) -> _Delivery:
+    """Vonage took the message (or some SMS parts of it): record the ids, complete the key."""
+    from shared.vonage.client import SmsSubmission
+
+    store, message_id = run.store, base["id"]
+    result = dict(base)
+    error: ServiceError | None = None
+    if isinstance(submission, SmsSubmission):
+        accepted = [part for part in submission.parts if part.status == "0" and part.message_id]
+        parts = [
+            {k: v for k, v in {"vonage_id": p.message_id, "price": p.price, "network": p.network}.items() if v is not None}
+            for p in accepted
+        ]
+        price = _sum_prices(p.price for p in accepted)
+        currency = "EUR" if price is not None else None  # the SMS API prices in euros (vonage-api.md 1.4)
+        result.update(status=SUBMITTED, vonage_ids=[p["vonage_id"] for p in parts], price=price, currency=currency)
+        if submission.failed_parts:
+            # Part of a long SMS went out and part did not: the text arrives cut. Sending it again
+            # would repeat the delivered parts, so the key completes with this result.
+            failures = [
+                {"part": i + 1, "vonage_code": p.status, "vonage_message": p.error_text}
+                for i, p in enumerate(submission.parts)
+                if p.status != "0"
+            ]
+            error = ServiceError(
+                f"Vonage accepted {len(accepted)} of the {len(submission.parts)} parts of this SMS; "
+                "the recipient gets an incomplete text",
+                code="partially_sent",
+                status=502,
+                details={"id": message_id, "failed_parts": failures, "vonage_ids": result["vonage_ids"]},
+            )
+            result.update(status=FAILED, error=_error_dict(error))
+    else:
+        parts = [{"vonage_id": submission.message_uuid}]
+        price = currency = None
+        result.update(status=SUBMITTED, message_uuid=submission.message_uuid, vonage_ids=[submission.message_uuid])
+        if submission.workflow_id:
+            result["workflow_id"] = submission.workflow_id
+    try:
+        attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock())
+        if error is not None:
+            _note_error(store, message_id, result["error"])
+    except StoreError:
+        # Sent, but the record could not be updated: say so; receipts will be parked and merged later.
+        log.error("message sent but its record could not be updated", extra={"message_id": message_id})
+        result["warning"] = "sent, but the message record could not be updated (state store unavailable)"
+    if claim is not None:
+        try:
+            idem.complete(store, claim, result, ttl=run.settings.idempotency_ttl, clock=run.clock)
+        except StoreError:
+            log.error("message sent but its idempotency key could not be completed; it expires on its own",
+                      extra={"message_id": message_id})
+    log.info(
+        "message submitted" if error is None else "message partially submitted",
+        extra={
+            "message_id": message_id,
+            "to": result.get("to"),
+            "channel": run.request.channel,
+            "api": run.request.api,
+            "segments": result.get("segments"),
+            "parts": len(parts),
+        },
+    )
+    return _Delivery(result, error)
+
+
+def _refused(run: _Run, base: dict[str, Any], claim: idem.Claim | None, exc: ServiceError) -> _Delivery:
+    """Vonage did not take the message (or we cannot tell)."""
+    store, message_id = run.store, base["id"]
+    exc.details.setdefault("id", message_id)
+    if _outcome_unknown(exc):
+        error = _error_dict(exc) | {"outcome": "unknown"}
+        try:
+            _note_error(store, message_id, error)
+            if claim is not None:
+                idem.mark_unknown(store, claim)
+        except StoreError:
+            log.error("could not note an unknown send outcome", extra={"message_id": message_id})
+        log.warning("message outcome unknown", extra={"message_id": message_id, "to": base.get("to"), "error_code": exc.code})
+        return _Delivery(base | {"status": UNKNOWN, "error": error}, exc)
+    try:
+        mark_failed(
+            store, message_id, code=exc.code, message=exc.message, vonage_code=getattr(exc, "vonage_code", None), now=run.clock()
+        )
+    except StoreError:
+        log.error("could not mark a refused message failed", extra={"message_id": message_id})
+    _release(run, claim)
+    if _is_fatal(exc):
+        _stop(run, exc)
+    log.info("message refused", extra={"message_id": message_id, "to": base.get("to"), "error_code": exc.code})
+    return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+
+
+def _release(run: _Run, claim: idem.Claim | None) -> None:
+    if claim is None:
+        return
+    try:
+        idem.release(run.store, claim, ttl=run.settings.idempotency_ttl, clock=run.clock)
+    except StoreError:
+        log.error("could not release an idempotency key; it expires on its own")
+
+
+def _stop(run: _Run, exc: ServiceError) -> None:
+    if not run.abort.is_set():
+        run.abort_error.append(exc)
+        run.abort.set()
+        log.error("bulk send stopped", extra={"error_code": exc.code})
+
+
+def _not_attempted(run: _Run, base: dict[str, Any]) -> _Delivery:
+    cause = run.abort_error[0] if run.abort_error else None
+    error = ServiceError(
+        "not sent: the send stopped after an account-level error"
+        + (f" ({cause.code}: {cause.message})" if cause else "")
+        + "; retry with the same Idempotency-Key once it is fixed",
+        code="not_attempted",
+        status=cause.status if cause else 503,
+    )
+    return _Delivery(base | {"status": NOT_ATTEMPTED, "error": _error_dict(error)}, cause or error)
+
+
+def _note_error(store: StateStore, message_id: str, error: Mapping[str, Any]) -> None:
+    """Put ``error`` on a record without changing its status (partial sends, unknown outcomes)."""
+
+    def note(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        doc["error"] = dict(error)
+        return doc
+
+    store.update(MESSAGES, message_id, note)
+
+
+# ---- classification ---------------------------------------------------------------------------
+
+
+def _outcome_unknown(exc: ServiceError) -> bool:
+    """True when the request may have reached Vonage although no answer came back.
+
+    ``VonageClient`` chains the transport error: a connect failure never left this machine,
+    a 5xx answer (no chained error) means Vonage answered and the client already retried it
+    as safe; a read timeout or a connection dropped mid-request may have been acted on.
+    """
+    if not isinstance(exc, (VonageTimeoutError, VonageUnavailableError)):
+        return False
+    cause = exc.__cause__
+    if cause is None:
+        return False
+    import httpx
+
+    return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _is_fatal(exc: ServiceError) -> bool:
+    return isinstance(exc, ConfigError) or exc.code in FATAL_CODES
+
+
+def _require_credentials(api: str, settings: Settings) -> None:
+    """Fail before anything is stored when the deployment cannot reach the chosen API."""
+    if api == "sms":
+        settings.require_key_secret()
+    elif not (settings.has_application or settings.has_key_secret):
+        raise ConfigError(
+            "the Messages API needs VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY (or VONAGE_API_KEY and VONAGE_API_SECRET)"
+        )
+
+
+# ---- answers ----------------------------------------------------------------------------------
+
+
+def _base(request: SendRequest, recipient: Recipient) -> dict[str, Any]:
+    base: dict[str, Any] = {"to": recipient.address if recipient.address is not None else recipient.raw}
+    if request.bulk:
+        base["index"] = recipient.index
+    base.update(channel=request.channel, api=request.api, **{"from": request.sender}, message_type=request.content.kind)
+    if request.analysis is not None:
+        base.update(encoding=request.analysis.encoding, segments=request.analysis.segments)
+    if request.client_ref is not None:
+        base["client_ref"] = request.client_ref
+    return base
+
+
+def _error_dict(exc: ServiceError) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "http_status": exc.status}
+    if exc.details:
+        error["details"] = dict(exc.details)
+    if exc.retry_after is not None:
+        error["retry_after"] = exc.retry_after
+    return error
+
+
+def _single_outcome(delivery: _Delivery) -> SendOutcome:
+    result = delivery.result
+    replayed = bool(result.get("replayed"))
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    if result.get("status") == SUBMITTED:
+        return SendOutcome(202, result, headers)
+    if delivery.error is not None:
+        raise delivery.error
+    # A replayed failure (a partially sent SMS): rebuild its error from the stored result.
+    error = result.get("error") or {}
+    raise ServiceError(
+        str(error.get("message") or "the message was not sent"),
+        code=str(error.get("code") or "send_failed"),
+        status=int(error.get("http_status") or 502),
+        details={**(error.get("details") or {}), "replayed": True},
+    )
+
+
+def _summary(deliveries: list[_Delivery]) -> dict[str, int]:
+    summary = dict.fromkeys(("total", "sent", "failed", "opted_out", "skipped_duplicate", "in_progress", "unknown", "replayed"), 0)
+    for delivery in deliveries:
+        summary["total"] += 1
+        summary[_SUMMARY_KEY.get(delivery.result.get("status", FAILED), "failed")] += 1
+        if delivery.result.get("replayed"):
+            summary["replayed"] += 1
+    return summary
+
+
+def _bulk_outcome(request: SendRequest, deliveries: list[_Delivery]) -> SendOutcome:
+    summary = _summary(deliveries)
+    fatal = next((d.error for d in deliveries if d.error is not None and _is_fatal(d.error)), None)
+    if fatal is not None and summary["sent"] == 0 and summary["unknown"] == 0:
+        # Nothing went out because of the account or the deployment: that is the answer.
+        fatal.details["summary"] = summary
+        raise fatal
+    # Fields every entry shares are given once, at the top.
+    common = {k: v for k, v in _base(request, request.recipients[0]).items() if k in _COMMON_FIELDS}
+    results = [
+        {"index": index, **{k: v for k, v in delivery.result.items() if k not in _COMMON_FIELDS and k != "index"}}
+        for index, delivery in enumerate(deliveries)
+    ]
+    return SendOutcome(202, {"summary": summary, **common, "results": results})
+
+
+def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "dry_run": True,
+        "channel": request.channel,
+        "api": request.api,
+        "from": request.sender,
+        "message_type": request.content.kind,
+    }
+    if request.analysis is not None:
+        report.update(request.analysis.to_dict())
+        report["max_segments"] = request.max_segments
+        report["within_limit"] = request.analysis.segments <= request.max_segments
+    entries = []
+    for recipient in request.recipients:
+        entry: dict[str, Any] = {"to": recipient.address if recipient.address is not None else recipient.raw}
+        if request.bulk:
+            entry["index"] = recipient.index
+        if recipient.error is not None:
+            entry.update(status=FAILED, error=_error_dict(recipient.error))
+        elif recipient.duplicate_of is not None:
+            entry.update(status=SKIPPED_DUPLICATE, duplicate_of=recipient.duplicate_of)
+        elif recipient.address is not None and is_suppressed(store, recipient.address):
+            entry["status"] = OPTED_OUT
+        else:
+            entry["status"] = "would_send"
+        entries.append(entry)
+    if request.bulk:
+        report["results"] = entries
+        counts: dict[str, int] = {}
+        for entry in entries:
+            counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        report["summary"] = {"total": len(entries), **counts}
+    else:
+        report.update(entries[0])
+    return report
+
+
+def _sum_prices(prices: Any) -> str | None:
+    total, seen = Decimal(0), False
+    for price in prices:
+        if price is None:
+            continue
+        try:
+            total += Decimal(str(price))
+            seen = True
+        except InvalidOperation:
+            continue
+    return format(total, "f") if seen else None
