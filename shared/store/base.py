@@ -1,0 +1,393 @@
+"""The state store contract and the rules every backend shares.
+
+Follows the shape of AWS Powertools' ``BasePersistenceLayer``: the public methods on
+:class:`StateStore` own the rules (expiry, key and document checks, the rate limiter),
+and each backend implements a handful of small private primitives:
+
+``_insert``    atomic create-if-absent-or-expired
+``_fetch``     read one stored record (expired or not)
+``_transact``  read-modify-write one record inside a transaction
+``_delete``    delete one record
+``_query``     yield records of a collection in order (may include expired ones)
+``_ping``      one cheap round trip
+``_close``     release connections
+
+Backends are the only code that catches their driver's exceptions; they convert them into
+:class:`~shared.errors.StoreError` (or :class:`~shared.errors.RecordExistsError`), chained with
+``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import RecordExistsError
+
+__all__ = [
+    "EXPIRES_FIELD",
+    "RATELIMIT_COLLECTION",
+    "RESERVED_FIELDS",
+    "TTL_FIELD",
+    "RateDecision",
+    "StateStore",
+    "StoredRecord",
+    "Step",
+]
+
+# Reserved top-level field names. EXPIRES_FIELD holds the expiry (epoch seconds) where a
+# backend keeps it inside the document; TTL_FIELD is the Firestore timestamp its TTL policy
+# deletes on (deploy.sh creates the policy on this exact name). Both are rejected in caller
+# documents on EVERY backend, so code that works on SQLite also works on Firestore.
+EXPIRES_FIELD = "_expires_at"
+TTL_FIELD = "expire_at"
+RESERVED_FIELDS = frozenset({EXPIRES_FIELD, TTL_FIELD})
+
+RATELIMIT_COLLECTION = "ratelimits"
+
+# Collection names are chosen by developers, not callers: keep them to a charset every
+# backend accepts verbatim (Firestore collection ids cannot contain '/' or match __.*__).
+_COLLECTION_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_RESERVED_NAME_RE = re.compile(r"__.*__", re.DOTALL)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # Firestore integers are int64
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The answer of :meth:`StateStore.hit`."""
+
+    allowed: bool
+    count: int  # hits in the window, including this one when allowed
+    retry_after: float  # seconds until a hit would be allowed again (0 when allowed)
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A document as a backend stores it: caller data plus its expiry (epoch seconds or None)."""
+
+    data: dict[str, Any]
+    expires_at: float | None = None
+
+    def is_expired(self, now: float) -> bool:
+        """True once ``now`` has reached the expiry."""
+        return self.expires_at is not None and self.expires_at <= now
+
+
+# What _transact runs inside the transaction: given the stored record (None if absent,
+# possibly expired), return the record to write, or None to write nothing.
+Step = Callable[[StoredRecord | None], StoredRecord | None]
+
+
+class StateStore(ABC):
+    """Documents are JSON-like dicts (str/int/float/bool/None/list/dict) keyed by (collection, key).
+
+    Values follow Firestore's limits on every backend: integers are 64-bit, floats finite, a
+    list cannot directly contain a list, field names are non-empty and never ``__like_this__``.
+
+    Keys are arbitrary non-empty strings (may contain '/', ':', '+', spaces, unicode): backends
+    encode them. A document may expire: ``ttl`` seconds from now; an expired document is treated
+    as absent by every method (also before the backend physically deletes it) and can be created
+    again. The top-level field names in :data:`RESERVED_FIELDS` are refused in documents.
+    """
+
+    name: str  # "sqlite" or "firestore"
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+
+    # ---- public API: the rules live here -------------------------------
+
+    def create(self, collection: str, key: str, data: Mapping[str, Any], *, ttl: float | None = None) -> None:
+        """Atomic create-if-absent (the dedupe primitive).
+
+        Raises RecordExistsError when a live document exists under (collection, key); an
+        expired one is replaced.
+        """
+        _check_collection(collection)
+        _check_key(key)
+        document = _check_document(data)
+        now = self._clock()
+        record = StoredRecord(document, _expiry(now, ttl))
+        if not self._insert(collection, key, record, now):
+            # The key is left out on purpose: it may be a phone number and messages reach responses.
+            raise RecordExistsError(f"a live record already exists in {collection!r}")
+
+    def get(self, collection: str, key: str) -> dict[str, Any] | None:
+        """The live document, or None when it is absent or expired."""
+        _check_collection(collection)
+        _check_key(key)
+        record = self._fetch(collection, key)
+        if record is None or record.is_expired(self._clock()):
+            return None
+        return copy.deepcopy(record.data)
+
+    def update(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        *,
+        ttl: float | None = None,
+    ) -> dict[str, Any] | None:
+        """Transactional read-modify-write.
+
+        ``fn`` receives a copy of the live document (None if absent/expired) and returns the full
+        new document to write, or None to write nothing. ``fn`` may run more than once
+        (transaction retries), so it must be pure. An exception raised by ``fn`` aborts and
+        propagates unchanged. ``ttl=None`` keeps the document's current expiry (none for a new
+        document); a number sets a new expiry. Returns the document as it is after the call
+        (None if absent).
+        """
+        _check_collection(collection)
+        _check_key(key)
+        if ttl is not None:
+            _check_ttl(ttl)
+
+        def step(current: StoredRecord | None) -> StoredRecord | None:
+            now = self._clock()
+            live = current if current is not None and not current.is_expired(now) else None
+            new = fn(copy.deepcopy(live.data) if live is not None else None)
+            if new is None:
+                return None
+            document = _check_document(new)
+            expires_at: float | None
+            if ttl is not None:
+                expires_at = now + ttl
+            else:
+                expires_at = live.expires_at if live is not None else None
+            return StoredRecord(document, expires_at)
+
+        after = self._transact(collection, key, step)
+        if after is None or after.is_expired(self._clock()):
+            return None
+        return copy.deepcopy(after.data)
+
+    def delete(self, collection: str, key: str) -> None:
+        """Remove the document; deleting an absent one is not an error."""
+        _check_collection(collection)
+        _check_key(key)
+        self._delete(collection, key)
+
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Equality filters on top-level fields, optional ordering on one top-level field.
+
+        Expired documents are excluded. ``where`` values must be scalars (str, int, float, bool,
+        None); numbers compare numerically (1 == 1.0) but never equal booleans. As in Firestore,
+        ordering by a field leaves out documents that lack that field. Ties, and results without
+        ``order_by``, come in a backend-defined key order: do not rely on it.
+        """
+        _check_collection(collection)
+        filters = dict(where or {})
+        for field_name, value in filters.items():
+            _check_field_name(field_name)
+            if value is not None and not isinstance(value, (str, bool, int, float)):
+                raise TypeError(f"where[{field_name!r}] must be a str, int, float, bool or None")
+        if order_by is not None:
+            _check_field_name(order_by)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be a positive integer")
+        now = self._clock()
+        results: list[dict[str, Any]] = []
+        records = self._query(collection, filters, order_by, descending, limit, now)
+        try:
+            for record in records:
+                if record.is_expired(now):
+                    continue
+                results.append(copy.deepcopy(record.data))
+                if len(results) >= limit:
+                    break
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()  # stop a paging generator early
+        return results
+
+    def hit(self, bucket: str, key: str, *, limit: int, window: float) -> RateDecision:
+        """Sliding-window log rate limit on top of :meth:`update`.
+
+        Keeps at most ``limit`` timestamps; a hit when ``limit`` hits are already inside the
+        window is refused and NOT recorded, with ``retry_after`` = oldest + window - now.
+        Stored in collection "ratelimits", key f"{bucket}:{key}", with ttl=window.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError("limit must be a positive integer")
+        _check_ttl(window)
+        # fn may run several times; the outcome of the run that committed is the last one.
+        outcome: list[RateDecision] = []
+
+        def record_hit(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            now = self._clock()
+            stamps = sorted(
+                float(t) for t in (doc or {}).get("hits", []) if isinstance(t, (int, float)) and t > now - window
+            )
+            if len(stamps) >= limit:
+                # Allowed again once enough of the oldest hits have left the window.
+                retry_after = max(0.0, stamps[len(stamps) - limit] + window - now)
+                outcome.append(RateDecision(False, len(stamps), retry_after))
+                return None
+            stamps.append(now)
+            outcome.append(RateDecision(True, len(stamps), 0.0))
+            return {"hits": stamps}
+
+        self.update(RATELIMIT_COLLECTION, f"{bucket}:{key}", record_hit, ttl=window)
+        return outcome[-1]
+
+    def ping(self) -> None:
+        """Cheap round trip; raises StoreError when the store is unreachable."""
+        self._ping()
+
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+        self._close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- backend primitives ---------------------------------------------
+
+    @abstractmethod
+    def _insert(self, collection: str, key: str, record: StoredRecord, now: float) -> bool:
+        """Atomically store ``record`` unless a live (unexpired at ``now``) record exists.
+
+        Returns False, writing nothing, when a live record exists; an expired one is replaced.
+        """
+
+    @abstractmethod
+    def _fetch(self, collection: str, key: str) -> StoredRecord | None:
+        """The stored record, expired or not, or None."""
+
+    @abstractmethod
+    def _transact(self, collection: str, key: str, step: Step) -> StoredRecord | None:
+        """Run ``step`` on the stored record inside a transaction and write what it returns.
+
+        ``step`` may run several times. Its exceptions must propagate unchanged (and abort the
+        transaction). Returns the stored record after the call: what ``step`` returned, or the
+        unchanged record (possibly expired, possibly None) when it returned None.
+        """
+
+    @abstractmethod
+    def _delete(self, collection: str, key: str) -> None:
+        """Delete the record if present."""
+
+    @abstractmethod
+    def _query(
+        self,
+        collection: str,
+        where: dict[str, Any],
+        order_by: str | None,
+        descending: bool,
+        limit: int,
+        now: float,
+    ) -> Iterator[StoredRecord]:
+        """Yield matching records in order.
+
+        May yield expired records (the caller skips them) but must keep yielding until at least
+        ``limit`` live ones were produced or none are left.
+        """
+
+    @abstractmethod
+    def _ping(self) -> None:
+        """One cheap round trip to the store."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release connections."""
+
+
+# ---- rules shared by every backend ----------------------------------------
+
+
+def _check_collection(collection: str) -> None:
+    if not isinstance(collection, str) or not _COLLECTION_RE.fullmatch(collection):
+        raise ValueError("collection must be 1-100 characters of A-Z, a-z, 0-9, '_' or '-'")
+    if _RESERVED_NAME_RE.fullmatch(collection):
+        raise ValueError("collection names of the form __name__ are reserved")
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str):
+        raise TypeError("key must be a str")
+    if not key:
+        raise ValueError("key must not be empty")
+
+
+def _check_ttl(ttl: float) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+        raise ValueError("ttl must be a positive number of seconds")
+
+
+def _expiry(now: float, ttl: float | None) -> float | None:
+    if ttl is None:
+        return None
+    _check_ttl(ttl)
+    return now + ttl
+
+
+def _check_field_name(name: str) -> None:
+    # '"' cannot be quoted inside an SQLite JSON path; keep the contract identical on both backends.
+    if not isinstance(name, str) or not name or '"' in name:
+        raise ValueError("field names must be non-empty strings without '\"'")
+    if name in RESERVED_FIELDS or _RESERVED_NAME_RE.fullmatch(name):
+        raise ValueError(f"{name!r} is a reserved field name")
+
+
+def _check_document(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated shallow copy of a caller document; raises TypeError/ValueError naming the field."""
+    if not isinstance(data, Mapping):
+        raise TypeError("a document must be a mapping")
+    document = dict(data)
+    for name in document:
+        if not isinstance(name, str):
+            raise TypeError("document field names must be str")
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"{name!r} is a reserved field name")
+    _check_value(document, "")
+    return document
+
+
+def _check_value(value: Any, path: str) -> None:
+    # The path, never the value, goes into messages: values may be secrets.
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"integer out of the 64-bit range at {path or 'document'}")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite number at {path or 'document'}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, list):
+                # Firestore cannot store an array directly inside an array (wrap it in a map).
+                raise TypeError(f"an array directly inside an array at {path or 'document'}[{index}]")
+            _check_value(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise TypeError(f"map keys must be str at {path or 'document'}")
+            if not name or _RESERVED_NAME_RE.fullmatch(name):
+                # Firestore refuses empty field names and reserves __name__ forms.
+                raise ValueError(f"empty or reserved (__name__) field name at {path or 'document'}")
+            _check_value(item, f"{path}.{name}" if path else name)
+        return
+    raise TypeError(f"unsupported type {type(value).__name__} at {path or 'document'}")
