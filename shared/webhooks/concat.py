@@ -71,7 +71,8 @@ def add_part(store: StateStore, event: InboundEvent, *, ttl: float, now: float |
         if doc is None:
             return _new_doc(concat.total, number, entry, at)
         parts: dict[str, Any] = doc.get("parts") or {}
-        if event.vonage_id in _ids(parts):
+        previous_parts = (doc.get("previous") or {}).get("parts") or {}
+        if event.vonage_id in _ids(parts) or event.vonage_id in _ids(previous_parts):
             return None  # a duplicate delivery of a part we already have
         if doc.get("complete") or number in parts:
             # The reference was reused by a new message (references are small numbers): start

@@ -239,7 +239,7 @@ def parse_sms_receipt(params: Mapping[str, Any]) -> StatusEvent:
 
 def parse_messages_inbound(payload: Mapping[str, Any]) -> InboundEvent:
     """A Messages API inbound message of any channel and type (vonage-api.md section 6.1)."""
-    if "message" in payload and "message_uuid" not in payload:
+    if isinstance(payload.get("message"), Mapping) and "channel" not in payload:
         return _parse_v01_inbound(payload)
     channel = _channel(payload)
     vonage_id = _required_str(payload, "message_uuid")

@@ -402,11 +402,23 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
     except Exception as exc:
         log.error("inbound reply failed unexpectedly", extra={"message_id": message_id, "error": type(exc).__name__})
         return {"sent": False, "error": "internal_error"}
-    outcome: dict[str, Any] = {"sent": True}
-    for name in ("id", "message_id", "status"):
-        if isinstance(result, Mapping) and isinstance(result.get(name), str):
+    # send_text reports Vonage's refusals in the result rather than raising (status failed,
+    # opted_out, unknown, in_progress): record what happened, whatever it was.
+    result = result if isinstance(result, Mapping) else {}
+    status = str(result.get("status") or "submitted")
+    outcome: dict[str, Any] = {"sent": status == "submitted", "status": status}
+    for name in ("id", "message_id", "message_uuid"):
+        if isinstance(result.get(name), str):
             outcome[name] = result[name]
-    log.info("inbound reply sent", extra={"message_id": message_id, "reply_id": outcome.get("id") or outcome.get("message_id")})
+    if result.get("replayed"):
+        outcome["replayed"] = True
+    error = result.get("error")
+    if isinstance(error, Mapping) and isinstance(error.get("code"), str):
+        outcome["error"] = error["code"]
+    if outcome["sent"]:
+        log.info("inbound reply sent", extra={"message_id": message_id, "reply_id": outcome.get("id"), "replayed": outcome.get("replayed", False)})
+    else:
+        log.warning("inbound reply not sent", extra={"message_id": message_id, "reply_status": status, "error_code": outcome.get("error")})
     return outcome
 
 

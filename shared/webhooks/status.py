@@ -15,14 +15,28 @@ from typing import Any
 
 from shared.config import Settings
 from shared.log import get_logger
-from shared.messages.records import record_status_event
+from shared.messages.records import StatusEvent, record_status_event
 from shared.store.base import StateStore
 from shared.webhooks.dedupe import begin_event, finish_event
 from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
 
-__all__ = ["receive_status", "verify_event_key"]
+__all__ = ["receive_status", "status_event_key", "verify_event_key"]
 
 log = get_logger("shared.webhooks.status")
+
+
+def status_event_key(event: StatusEvent) -> str:
+    """Dedupe key of a receipt: one key per event, never per message.
+
+    Messages API statuses carry the event's own time, so the key is (id, status, error code,
+    timestamp). SMS API receipts are rendered afresh on every retry: their ``message-timestamp``
+    is "when Vonage started pushing" and ``scts`` has minute precision, so a retried receipt
+    can carry new times. Their key is (messageId, status, err-code): a second receipt saying
+    the same thing about the same part adds nothing, and the history stays clean.
+    """
+    if event.source == "sms":
+        return "st:sms:" + "|".join([event.vonage_id, event.status, event.error_code or ""])
+    return "st:" + event.event_key
 
 
 def verify_event_key(payload: Mapping[str, Any]) -> str:
@@ -52,7 +66,7 @@ def receive_status(
     if classify(fields) == KIND_VERIFY:
         return _receive_verify(fields, settings=settings, store=store, now=now)
     event = parse_status(fields)
-    key = "st:" + event.event_key
+    key = status_event_key(event)
     if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
         log.info("status duplicate dropped", extra={"vonage_id": event.vonage_id, "status_value": event.status})
         return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
