@@ -139,7 +139,8 @@ class StateStore(ABC):
 
         ``fn`` receives a copy of the live document (None if absent/expired) and returns the full
         new document to write, or None to write nothing. ``fn`` may run more than once
-        (transaction retries), so it must be pure. An exception raised by ``fn`` aborts and
+        (transaction retries), so it must be pure and must not call the store. An exception
+        raised by ``fn`` aborts and
         propagates unchanged. ``ttl=None`` keeps the document's current expiry (none for a new
         document); a number sets a new expiry. Returns the document as it is after the call
         (None if absent).
@@ -196,6 +197,7 @@ class StateStore(ABC):
             _check_field_name(field_name)
             if value is not None and not isinstance(value, (str, bool, int, float)):
                 raise TypeError(f"where[{field_name!r}] must be a str, int, float, bool or None")
+            _check_value(value, field_name)  # the same number limits as stored values
         if order_by is not None:
             _check_field_name(order_by)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:

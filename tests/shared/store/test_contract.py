@@ -391,6 +391,8 @@ def test_query_rejects_non_scalar_filters_and_bad_limits(store: StateStore) -> N
     with pytest.raises(TypeError):
         store.query("msgs", where={"x": [1]})
     with pytest.raises(ValueError):
+        store.query("msgs", where={"x": float("nan")})
+    with pytest.raises(ValueError):
         store.query("msgs", limit=0)
     with pytest.raises(ValueError):
         store.query("msgs", order_by="_expires_at")
