@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NoReturn
 
 from shared.config import RateLimit, Settings
 from shared.errors import ForbiddenError, RateLimitedError
@@ -108,7 +109,7 @@ class FraudGuard:
                     ip,
                 )
 
-    def _refuse(self, error: ForbiddenError | RateLimitedError, phone: PhoneNumber, ip: str) -> None:
+    def _refuse(self, error: ForbiddenError | RateLimitedError, phone: PhoneNumber, ip: str) -> NoReturn:
         log.warning(
             "verification start refused",
             extra={

@@ -238,12 +238,15 @@ def update_record(
     store: StateStore,
     request_id: str,
     fn: Callable[[VerificationRecord], VerificationRecord | None],
+    *,
+    ttl: float | None = None,
 ) -> VerificationRecord | None:
     """Transactionally replace the record with ``fn(record)``.
 
     ``fn`` may run more than once and must be pure; returning None (or the same record)
-    writes nothing; its exceptions propagate. Returns the record as stored after the call,
-    or None when the request id is unknown.
+    writes nothing; its exceptions propagate. ``ttl`` (seconds from now) replaces how long
+    the store keeps the record when it is written; None keeps the current retention.
+    Returns the record as stored after the call, or None when the request id is unknown.
     """
 
     def step(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -255,7 +258,7 @@ def update_record(
             return None
         return new.to_doc()
 
-    after = store.update(COLLECTION, request_id, step)
+    after = store.update(COLLECTION, request_id, step, ttl=ttl)
     return None if after is None else VerificationRecord.from_doc(after)
 
 

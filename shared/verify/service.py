@@ -19,6 +19,7 @@ The code is passed to Vonage and nowhere else: not into a record, a log line or 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import (
@@ -34,6 +35,7 @@ from shared.log import get_logger
 from shared.verify.fraud import FraudGuard, FraudLimits
 from shared.verify.inputs import LEGACY_WORKFLOWS, StartRequest, parse_check, parse_request_id, parse_start
 from shared.verify.records import (
+    RETENTION,
     VerificationRecord,
     VerificationStatus,
     load_record,
@@ -149,10 +151,10 @@ def _reuse(store: StateStore, fresh: VerificationRecord, settings: Settings, now
         if record.status is VerificationStatus.PENDING and record.expires_at <= now:
             # Still in flight at Vonage though past our expiry: extend it rather than lock the
             # number out, but keep every attempt already counted.
-            return VerificationRecord.from_doc({**record.to_doc(), "expires_at": now + settings.verify_ttl, "updated_at": now})
+            return replace(record, expires_at=now + settings.verify_ttl, updated_at=now)
         return None
 
-    record = update_record(store, fresh.request_id, keep_open)
+    record = update_record(store, fresh.request_id, keep_open, ttl=settings.verify_ttl + RETENTION)
     if record is None:
         try:  # started outside this store (or the store lost it): track it from now on
             save_record(store, fresh, now=now)
