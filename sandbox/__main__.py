@@ -94,7 +94,8 @@ _OVERRIDES = (
 def _serve(args: argparse.Namespace) -> int:
     from shared.log import configure_logging
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    # JSON log lines to stderr; stdout carries only the human banner (a script can read the URL).
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr)
     try:
         config = SandboxConfig.from_env()
         changes = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name) is not None}

@@ -55,7 +55,7 @@ class Sandbox:
 
         ``tls`` serves HTTPS with a certificate generated now; ``ca_file`` (the CA to trust)
         tells where it is. ``host`` must be a loopback address: the sandbox never listens
-        on a network.
+        on a network. OSError when the port cannot be bound.
         """
         if self._server is not None:
             raise RuntimeError("the sandbox is already running")
@@ -69,6 +69,10 @@ class Sandbox:
         self.ctx.dispatcher.start()
         try:
             self._server = _Server(host, port, SandboxApp(self.ctx), handler=_QuietHandler, ssl_context=ssl_context)
+        except SystemExit as exc:  # werkzeug exits when it cannot bind; a library should raise
+            self.ctx.dispatcher.stop()
+            self._remove_tls()
+            raise OSError(f"cannot listen on {host}:{port} (in use?)") from exc
         except BaseException:
             self.ctx.dispatcher.stop()
             self._remove_tls()
@@ -100,6 +104,7 @@ class Sandbox:
         self._threads = []
         self.ctx.dispatcher.stop()
         self._server = None
+        self._url = None
         self._remove_tls()
 
     def __enter__(self) -> Sandbox:
