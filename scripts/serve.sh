@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Serve every function from one process with gunicorn, a production WSGI server:
+# Replit deployments (.replit runs this), a VM, a container, any host with one port.
+#
+#   PORT=8080 scripts/serve.sh
+#
+# Binds 0.0.0.0:$PORT (default 8080): /send, /verify-start, /verify-check,
+# /verify-cancel, /inbound, /status, /healthz and /readyz (app.py).
+# WEB_CONCURRENCY worker processes (default 1) x THREADS threads each (default 8).
+# GOOGLE_CREDENTIALS_JSON (a service-account key, e.g. a Replit Secret) is written to a
+# private file and named by GOOGLE_APPLICATION_CREDENTIALS, for the Firestore client.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PORT="${PORT:-8080}"
+WORKERS="${WEB_CONCURRENCY:-1}"
+THREADS="${THREADS:-8}"
+[[ "$PORT" =~ ^[0-9]+$ ]] || { echo "serve.sh: PORT must be a number, not '$PORT'" >&2; exit 2; }
+[[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || { echo "serve.sh: WEB_CONCURRENCY must be a positive number" >&2; exit 2; }
+[[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "serve.sh: THREADS must be a positive number" >&2; exit 2; }
+
+if [[ -n "${GOOGLE_CREDENTIALS_JSON:-}" && -z "${GOOGLE_APPLICATION_CREDENTIALS:-}" ]]; then
+  key_dir="${XDG_RUNTIME_DIR:-/tmp}/vonage-functions-$(id -u)"
+  mkdir -p "$key_dir"
+  chmod 700 "$key_dir"
+  # umask first: the key file never exists with wider permissions, not even for a moment.
+  ( umask 077; printf '%s' "$GOOGLE_CREDENTIALS_JSON" > "$key_dir/google-credentials.json" )
+  export GOOGLE_APPLICATION_CREDENTIALS="$key_dir/google-credentials.json"
+fi
+
+# An Autoscale deployment runs several short-lived copies, each with its own disk: state
+# kept in SQLite there is neither shared nor kept. Say so loudly rather than lose receipts.
+if [[ "${REPLIT_DEPLOYMENT:-}" == "1" && "${STATE_BACKEND:-}" != "firestore" ]]; then
+  echo "serve.sh: WARNING: this Replit deployment keeps its state in SQLite on a disk that is" \
+       "not shared between instances nor kept across restarts. Set STATE_BACKEND=firestore" \
+       "(see README, Replit)." >&2
+fi
+
+PY="python3"
+[[ -x .venv/bin/python ]] && PY=".venv/bin/python"
+[[ -n "${PYTHON:-}" ]] && PY="$PYTHON"
+
+# gthread workers keep answering health checks while a long bulk send runs in another
+# thread; --timeout only bounds a worker that stops responding altogether.
+exec "$PY" -m gunicorn \
+  --bind "0.0.0.0:$PORT" \
+  --workers "$WORKERS" \
+  --worker-class gthread \
+  --threads "$THREADS" \
+  --timeout "${GUNICORN_TIMEOUT:-120}" \
+  --graceful-timeout 20 \
+  --log-level "${GUNICORN_LOG_LEVEL:-info}" \
+  app:app
