@@ -83,17 +83,17 @@ all from this one source tree:
   vonage-status              status          Vonage (webhook)      public, min instances >= 1
 
 What a run does, in order (every command is printed before it runs):
-  1. checks that gcloud is installed and logged in, and finds the project;
-  2. enables the Google APIs it needs, creates the Firestore database if missing,
-     sets a Firestore TTL policy on `expire_at` for every collection that expires,
-     creates the composite indexes the queries need, and lets the functions' service
-     account read the secrets and use Firestore        (all skipped with --skip-setup);
-  3. finds which secrets exist in Secret Manager (one per credential, named below)
-     and refuses to deploy when a required one is missing;
-  4. deploys each function: runtime, region, entry point, HTTP trigger, memory/CPU,
+  1. checks that gcloud is installed and logged in, finds the project, and enables
+     the Google APIs it needs (skipped with --skip-setup);
+  2. finds which secrets exist in Secret Manager (one per credential, named below)
+     and stops when a required one is missing; then creates the Firestore database if
+     missing, sets a Firestore TTL policy on `expire_at` for every collection that
+     expires, creates the composite indexes the queries need, and lets the functions'
+     service account read the secrets and use Firestore (skipped with --skip-setup);
+  3. deploys each function: runtime, region, entry point, HTTP trigger, memory/CPU,
      concurrency with a matching THREADS, timeout, min/max instances, environment
      (STATE_BACKEND=firestore ...), secrets (--set-secrets) and access;
-  5. prints each function's URL and the inbound and status webhook URLs to set in the
+  4. prints each function's URL and the inbound and status webhook URLs to set in the
      Vonage dashboard; --set-vonage-webhooks / --set-sms-webhooks set them for you.
 
 Options:
@@ -129,7 +129,8 @@ Options:
                           project's default compute service account)
   --firestore-location L  location of the Firestore database if it has to be created
                           (default: the region)
-  --skip-setup            skip step 2 (APIs, Firestore database, TTL, indexes, IAM)
+  --skip-setup            skip the APIs, Firestore database, TTL, indexes and IAM steps
+                          (for redeploys of code by someone without admin rights)
   --set-vonage-webhooks   set the Vonage application's Messages inbound/status URLs and
                           its Verify status URL through the Applications API
                           (needs VONAGE_APPLICATION_ID, VONAGE_API_KEY, VONAGE_API_SECRET
@@ -359,6 +360,12 @@ for fn in "${SELECTED[@]}"; do
   if is_webhook "$fn"; then WANT_WEBHOOKS=1; else WANT_CALLERS=1; fi
 done
 
+# The APIs first: listing the secrets needs Secret Manager's.
+if (( ! SKIP_SETUP )); then
+  note "enabling the Google APIs"
+  run gcloud services enable "${REQUIRED_SERVICES[@]}" "--project=$PROJECT" --quiet
+fi
+
 # ---- secrets that exist ----------------------------------------------------------
 PRESENT=()
 if (( SECRETS_GIVEN )); then
@@ -450,9 +457,6 @@ env_for() {
 if (( SKIP_SETUP )); then
   note "--skip-setup: APIs, Firestore, TTL policies, indexes and IAM left as they are"
 else
-  note "enabling the Google APIs"
-  run gcloud services enable "${REQUIRED_SERVICES[@]}" "--project=$PROJECT" --quiet
-
   note "Firestore database (created in $FIRESTORE_LOCATION if missing)"
   db_describe=(gcloud firestore databases describe '--database=(default)' "--project=$PROJECT" '--format=value(name)')
   db_create=(gcloud firestore databases create "--location=$FIRESTORE_LOCATION" '--database=(default)' "--project=$PROJECT" --quiet)
