@@ -1,21 +1,30 @@
 """Keeping under Vonage's request rate: one pacer per process, shared by every thread.
 
 Vonage allows 30 requests per second per API key by default and answers "throttled" above
-it (vonage-api.md 10.1). :class:`Pacer` is a token bucket holding ONE token, refilled every
-``(1 + SAFETY) / rate`` seconds (the GCRA form of a token bucket): requests leave evenly
-spaced, never in bursts. A bigger bucket would let ``capacity + rate`` requests through in
-the first second, which is over the limit in a sliding one-second window - the way Vonage
-counts. The 5 % ``SAFETY`` absorbs the scheduling jitter between the moment a slot is
-granted and the moment the request reaches Vonage.
+it (vonage-api.md 10.1), counting in a sliding one-second window. :class:`Pacer` guarantees
+that no window of one second sees more than ``floor(rate)`` of our requests ARRIVE at Vonage,
+whatever the network does:
 
-- :func:`get_pacer` returns the pacer of this process for a rate (``VONAGE_MAX_RPS``),
-  so concurrent requests of one instance share one budget. Several instances each get
-  their own: give each ``VONAGE_MAX_RPS`` = account rate / instances.
+- it holds ``capacity = floor(rate)`` slots; a request takes one before it is sent and gives
+  it back when its answer came back; the slot is free again one ``window`` after that. A
+  request arrives at Vonage after it took its slot and before its answer returns, so any
+  requests arriving within one window all held their slots at one moment: at most
+  ``capacity`` of them. (Spacing by send time alone is not enough: the first request of a
+  process is slowed by the TLS handshake and JWT signing and lands close to the second.)
+- slots are also spaced evenly (``window / capacity`` apart), so requests never leave in a burst.
+
+The price is a little throughput: each slot is busy for one window plus the request's own
+latency, so 30/s with 50 ms latency sends about 28.5/s.
+
+- :func:`get_pacer` returns the pacer of this process for a rate (``VONAGE_MAX_RPS``), so
+  concurrent requests of one instance share one budget. Several instances each get their
+  own: give each ``VONAGE_MAX_RPS`` = account rate / instances.
 - :meth:`Pacer.pause` is the backoff: when Vonage throttles anyway (another process, another
   tool on the same key), every thread of this process waits, not only the one that was told.
-- :func:`paced_call` takes a slot, calls, and on ``VonageThrottledError`` pauses the pacer
-  for the ``Retry-After`` (or an exponential backoff) and tries again, a bounded number of
-  times. It comes on top of ``VonageClient``'s own retries, which back off one request.
+- :func:`paced_call` runs a call in a slot and on ``VonageThrottledError`` pauses the pacer for
+  the ``Retry-After`` (or an exponential backoff) and tries again, a bounded number of times.
+  It comes on top of ``VonageClient``'s own retries, which back off one request (and are sent
+  within the slot of the call that made them).
 - :func:`run_bounded` runs a function over items on a small thread pool, so network latency
   does not cap throughput below the rate (50 ms per request is 20/s for one thread). All
   threads share the one ``VonageClient`` and its keep-alive connection pool.
@@ -24,17 +33,18 @@ granted and the moment the request reaches Vonage.
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 from shared.errors import VonageThrottledError
 
 __all__ = [
     "BULK_WORKERS",
-    "SAFETY",
     "THROTTLE_RETRIES",
     "Pacer",
     "get_pacer",
@@ -43,49 +53,85 @@ __all__ = [
     "run_bounded",
 ]
 
-SAFETY = 0.05  # spacing is 5 % wider than 1/rate
 BULK_WORKERS = 16  # threads per bulk send; enough for 30/s at 500 ms latency
 THROTTLE_RETRIES = 2  # extra attempts after VonageClient's own retries gave up
 THROTTLE_BACKOFF = 1.0  # seconds, doubled per attempt, when Vonage gave no Retry-After
 MAX_PAUSE = 30.0
+_IN_FLIGHT_POLL = 0.05  # every slot is in flight: wait for a release, re-checking this often
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
+class _Slot:
+    __slots__ = ("released_at",)
+
+    def __init__(self) -> None:
+        self.released_at: float | None = None
+
+
 class Pacer:
-    """Grants evenly spaced slots at most ``rate`` per second; thread-safe."""
+    """At most ``floor(rate)`` requests (at least 1) arriving in any ``window``; thread-safe.
+
+    ``window`` is one second, longer for rates under 1/s (0.5/s: one request per 2 s).
+    ``clock``/``wait`` are injectable for tests: ``wait(condition, seconds)`` blocks (the
+    default waits on the condition, so a release wakes it early).
+    """
 
     def __init__(
         self,
         rate: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        wait: Callable[[threading.Condition, float], object] | None = None,
     ) -> None:
-        if not rate > 0:
-            raise ValueError("rate must be positive")
+        if not rate > 0 or not math.isfinite(rate):
+            raise ValueError("rate must be a positive number")
         self.rate = rate
-        self.interval = (1.0 + SAFETY) / rate
+        self.capacity = max(1, int(rate))
+        self.window = max(1.0, self.capacity / rate)
+        self.interval = self.window / self.capacity
         self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
+        self._wait = wait or (lambda condition, seconds: condition.wait(seconds))
+        self._cond = threading.Condition()
+        self._busy: list[_Slot] = []
         self._next = clock()
 
-    def acquire(self) -> float:
-        """Wait for the next free slot; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        wait = slot - now
-        if wait > 0:
-            self._sleep(wait)  # outside the lock: other threads reserve later slots meanwhile
-        return wait
+    def acquire(self) -> _Slot:
+        """Wait for a free, evenly spaced slot and take it; give it back with :meth:`release`."""
+        with self._cond:
+            while True:
+                now = self._clock()
+                self._busy = [s for s in self._busy if s.released_at is None or s.released_at + self.window > now]
+                wait = self._next - now
+                if len(self._busy) >= self.capacity:
+                    released = [s.released_at for s in self._busy if s.released_at is not None]
+                    wait = max(wait, min(released) + self.window - now if released else _IN_FLIGHT_POLL)
+                if wait <= 0:
+                    slot = _Slot()
+                    self._busy.append(slot)
+                    self._next = now + self.interval
+                    return slot
+                self._wait(self._cond, wait)
+
+    def release(self, slot: _Slot) -> None:
+        """The slot's request has its answer: the slot frees up one window from now."""
+        with self._cond:
+            slot.released_at = self._clock()
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """``with pacer.slot(): call()`` - acquire, call, release (also on error)."""
+        taken = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(taken)
 
     def pause(self, seconds: float) -> None:
         """Grant no slot for ``seconds`` from now (Vonage throttled us)."""
-        with self._lock:
+        with self._cond:
             self._next = max(self._next, self._clock() + min(max(seconds, 0.0), MAX_PAUSE))
 
 
@@ -112,9 +158,9 @@ def paced_call(pacer: Pacer, fn: Callable[[], T], *, retries: int = THROTTLE_RET
     """``fn()`` in a paced slot; throttling pauses the whole pacer and retries ``retries`` times."""
     attempt = 0
     while True:
-        pacer.acquire()
         try:
-            return fn()
+            with pacer.slot():
+                return fn()
         except VonageThrottledError as exc:
             if attempt >= retries:
                 raise

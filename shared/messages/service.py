@@ -45,6 +45,7 @@ from shared.errors import (
 )
 from shared.log import get_logger
 from shared.messages import idempotency as idem
+from shared.messages.pacing import BULK_WORKERS, THROTTLE_RETRIES, get_pacer, paced_call, run_bounded
 from shared.messages.payloads import messages_api_body, sms_api_arguments
 from shared.messages.records import (
     MESSAGE_IDS,
@@ -55,7 +56,6 @@ from shared.messages.records import (
     new_message_record,
 )
 from shared.messages.request import Recipient, SendRequest, parse_send_request
-from shared.messages.pacing import BULK_WORKERS, SAFETY, get_pacer, paced_call, run_bounded
 from shared.messages.suppression import is_suppressed
 
 if TYPE_CHECKING:
@@ -235,7 +235,8 @@ def _execute(run: _Run) -> list[_Delivery]:
         # arriving while this one runs gets 409. It is released at the end: per-recipient keys
         # carry the results, so a retry replays what was sent and sends only what was not.
         sendable = sum(1 for r in request.recipients if r.error is None and r.duplicate_of is None)
-        hold = settings.idempotency_in_progress_ttl + sendable * (1 + SAFETY) / settings.max_rps
+        # A bulk send at the paced rate takes about sendable / rate seconds (plus latency).
+        hold = settings.idempotency_in_progress_ttl + 1.5 * sendable / settings.max_rps
         request_claim = idem.claim(
             run.store,
             idem.store_key(run.scope, run.key),
@@ -335,7 +336,10 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     base["id"] = message_id
 
     try:
-        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient))
+        # A single send relies on the client's retries and answers 503 + Retry-After; a bulk send
+        # also backs the whole process off and tries a throttled recipient again.
+        retries = THROTTLE_RETRIES if request.bulk else 0
+        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient), retries=retries)
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)

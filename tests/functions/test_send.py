@@ -361,3 +361,19 @@ def test_vonage_5xx_after_every_retry_is_503(send_stack):
     send_stack.sandbox.set_faults("5xx=503")
     response = send_stack.http.post(SMS)
     assert response.status_code == 503 and error_of(response)["code"] == "vonage_unavailable"
+
+
+# ---- the deployed entry point ------------------------------------------------------------------
+
+
+def test_smoke_through_functions_framework(send_stack):
+    import functions_framework
+
+    from tests.fixtures.send import SEND_TOKEN
+
+    client = functions_framework.create_app(target="send", source="main.py").test_client()
+    headers = {"Authorization": f"Bearer {SEND_TOKEN}"}
+    sent = client.post("/", json=SMS, headers=headers)
+    assert sent.status_code == 202 and sent.get_json()["status"] == "submitted"
+    record = client.get(f"/{sent.get_json()['id']}", headers=headers)
+    assert record.status_code == 200 and record.get_json()["vonage_ids"] == sent.get_json()["vonage_ids"]

@@ -8,23 +8,23 @@ import pytest
 
 from shared.errors import VonageThrottledError
 from shared.log import bind_context, reset_context
-from shared.messages.pacing import SAFETY, Pacer, get_pacer, paced_call, reset_pacers, run_bounded
+from shared.messages.pacing import Pacer, get_pacer, paced_call, reset_pacers, run_bounded
 
 
 class FakeTime:
-    """A clock whose sleep moves it forward (thread-safe)."""
+    """A clock that moves only when a test (or a pacer's wait) moves it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
-        self.lock = threading.Lock()
 
     def clock(self) -> float:
-        with self.lock:
-            return self.now
+        return self.now
 
     def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
+        self.now += seconds
+
+    def pacer(self, rate: float) -> Pacer:
+        return Pacer(rate, clock=self.clock, wait=lambda condition, seconds: self.sleep(seconds))
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -36,37 +36,82 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-def test_slots_are_spaced_a_little_wider_than_one_over_the_rate():
+def send_through(fake: FakeTime, pacer: Pacer, latencies: list[float]) -> list[tuple[float, float]]:
+    """Run one request per latency through the pacer; return (sent, answered) times."""
+    spans = []
+    for latency in latencies:
+        slot = pacer.acquire()
+        sent = fake.clock()
+        fake.sleep(latency)
+        pacer.release(slot)
+        spans.append((sent, fake.clock()))
+    return spans
+
+
+def test_requests_are_evenly_spaced_at_the_rate():
     fake = FakeTime()
-    pacer = Pacer(10, clock=fake.clock, sleep=fake.sleep)
-    granted = []
-    for _ in range(25):
-        pacer.acquire()
-        granted.append(fake.clock())
-    gaps = {round(b - a, 9) for a, b in zip(granted, granted[1:])}
-    assert gaps == {round((1 + SAFETY) / 10, 9)}
-    assert max_in_window(granted) == 10  # never 11 in any one-second window
+    spans = send_through(fake, fake.pacer(10), [0.0] * 25)
+    sent = [s for s, _ in spans]
+    assert {round(b - a, 9) for a, b in zip(sent, sent[1:])} == {0.1}
+    assert max_in_window(sent) == 10
+
+
+@pytest.mark.parametrize(
+    "latencies",
+    [
+        [0.05] * 40,  # steady latency
+        [0.4] + [0.001] * 40,  # a slow first request (connection set-up, JWT signing)
+        [0.001, 0.3, 0.001, 0.2] * 10,  # jitter
+    ],
+)
+def test_no_window_sees_more_than_the_rate_wherever_a_request_lands(latencies):
+    # A request reaches Vonage somewhere between being sent and being answered: check both ends.
+    fake = FakeTime()
+    spans = send_through(fake, fake.pacer(10), latencies)
+    assert max_in_window([sent for sent, _ in spans]) <= 10
+    assert max_in_window([answered for _, answered in spans]) <= 10
+
+
+def test_a_slot_frees_one_window_after_its_answer():
+    fake = FakeTime()
+    pacer = fake.pacer(2)
+    first, second = pacer.acquire(), pacer.acquire()
+    fake.sleep(0.3)
+    pacer.release(first)
+    pacer.release(second)
+    start = fake.clock()
+    pacer.acquire()
+    assert fake.clock() - start == pytest.approx(1.0)  # released at +0.3 (first), free at +1.3
+
+
+def test_a_rate_under_one_per_second_stretches_the_window():
+    pacer = Pacer(0.5)
+    assert (pacer.capacity, pacer.window) == (1, 2.0)
+    assert (Pacer(30).capacity, Pacer(30).window, Pacer(30).interval) == (30, 1.0, 1 / 30)
+    assert Pacer(2.5).capacity == 2  # never more than 2 in a second, so never over 2.5
 
 
 def test_an_idle_pacer_does_not_delay_the_first_request():
     fake = FakeTime()
-    pacer = Pacer(5, clock=fake.clock, sleep=fake.sleep)
+    pacer = fake.pacer(5)
     fake.sleep(60)
-    assert pacer.acquire() == 0
+    start = fake.clock()
+    pacer.acquire()
+    assert fake.clock() == start
 
 
 def test_concurrent_threads_share_one_budget():
+    import time
+
     pacer = Pacer(50)
     stamps: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
         for _ in range(10):
-            pacer.acquire()
-            import time
-
-            with lock:
-                stamps.append(time.monotonic())
+            with pacer.slot():
+                with lock:
+                    stamps.append(time.monotonic())
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for thread in threads:
@@ -79,8 +124,8 @@ def test_concurrent_threads_share_one_budget():
 
 def test_pause_holds_every_slot_back():
     fake = FakeTime()
-    pacer = Pacer(100, clock=fake.clock, sleep=fake.sleep)
-    pacer.acquire()
+    pacer = fake.pacer(100)
+    pacer.release(pacer.acquire())
     pacer.pause(2.0)
     start = fake.clock()
     pacer.acquire()
@@ -89,7 +134,7 @@ def test_pause_holds_every_slot_back():
 
 def test_paced_call_retries_throttling_after_the_retry_after_and_then_gives_up():
     fake = FakeTime()
-    pacer = Pacer(1000, clock=fake.clock, sleep=fake.sleep)
+    pacer = fake.pacer(1000)
     calls = []
 
     def throttled():
