@@ -62,6 +62,7 @@ ENV_FILE=""
 SERVICE_ACCOUNT=""
 FIRESTORE_LOCATION=""
 SKIP_SETUP=0
+FIRESTORE_ONLY=0
 SET_VONAGE_WEBHOOKS=0
 SET_SMS_WEBHOOKS=0
 DRY_RUN=0
@@ -131,6 +132,9 @@ Options:
                           (default: the region)
   --skip-setup            skip the APIs, Firestore database, TTL, indexes and IAM steps
                           (for redeploys of code by someone without admin rights)
+  --firestore-only        only create the Firestore database, its TTL policies and its
+                          indexes, and deploy nothing: for Replit, AWS Lambda or any host
+                          outside Google Cloud that keeps its state in this project
   --set-vonage-webhooks   set the Vonage application's Messages inbound/status URLs and
                           its Verify status URL through the Applications API
                           (needs VONAGE_APPLICATION_ID, VONAGE_API_KEY, VONAGE_API_SECRET
@@ -229,6 +233,16 @@ contains() {  # contains NEEDLE WORDS...
 
 is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
+# The last words of a run: done, or every warning again so none scrolls away unseen.
+finish() {
+  if (( ${#WARNINGS[@]} )); then
+    printf '\n==> finished with %d warning(s):\n' "${#WARNINGS[@]}"
+    printf '    - %s\n' "${WARNINGS[@]}"
+  else
+    printf '\n==> done%s\n' "$( (( DRY_RUN )) && printf ' (dry run: nothing was run)')"
+  fi
+}
+
 # ---- options ---------------------------------------------------------------------
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)" 2; }
 
@@ -258,6 +272,7 @@ while [[ $# -gt 0 ]]; do
     --service-account) need_value "$@"; SERVICE_ACCOUNT="$2"; shift 2 ;;
     --firestore-location) need_value "$@"; FIRESTORE_LOCATION="$2"; shift 2 ;;
     --skip-setup) SKIP_SETUP=1; shift ;;
+    --firestore-only) FIRESTORE_ONLY=1; shift ;;
     --set-vonage-webhooks) SET_VONAGE_WEBHOOKS=1; shift ;;
     --set-sms-webhooks) SET_SMS_WEBHOOKS=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
@@ -272,6 +287,7 @@ is_count "$CONCURRENCY" && (( CONCURRENCY >= 1 && CONCURRENCY <= 1000 )) \
 is_count "$WEBHOOK_MIN_INSTANCES" || die "--min-instances must be a whole number" 2
 is_count "$MAX_INSTANCES" && (( MAX_INSTANCES >= 1 )) || die "--max-instances must be at least 1" 2
 (( WEBHOOK_MIN_INSTANCES <= MAX_INSTANCES )) || die "--min-instances cannot be above --max-instances" 2
+(( FIRESTORE_ONLY && SKIP_SETUP )) && die "--firestore-only and --skip-setup exclude each other" 2
 [[ "$RUNTIME" =~ ^python3[0-9]+$ ]] || die "--runtime must be a Python runtime such as python312" 2
 [[ "$REGION" =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "--region does not look like a region (e.g. europe-west1)" 2
 [[ "$NAME_PREFIX" =~ ^[a-z0-9-]*$ ]] || die "--name-prefix may hold only lower-case letters, digits and '-'" 2
@@ -352,7 +368,7 @@ else
   fi
 fi
 [[ -n "$FIRESTORE_LOCATION" ]] || FIRESTORE_LOCATION="$REGION"
-note "project $PROJECT, region $REGION, functions: ${SELECTED[*]}"
+if (( FIRESTORE_ONLY )); then note "project $PROJECT"; else note "project $PROJECT, region $REGION, functions: ${SELECTED[*]}"; fi
 
 WANT_CALLERS=0
 WANT_WEBHOOKS=0
@@ -360,7 +376,52 @@ for fn in "${SELECTED[@]}"; do
   if is_webhook "$fn"; then WANT_WEBHOOKS=1; else WANT_CALLERS=1; fi
 done
 
+# The Firestore database, its TTL policies and composite indexes (idempotent).
+setup_firestore() {
+  note "Firestore database (created in $FIRESTORE_LOCATION if missing)"
+  db_describe=(gcloud firestore databases describe '--database=(default)' "--project=$PROJECT" '--format=value(name)')
+  db_create=(gcloud firestore databases create "--location=$FIRESTORE_LOCATION" '--database=(default)' "--project=$PROJECT" --quiet)
+  if (( DRY_RUN )); then
+    run "${db_describe[@]}"
+    note "only if that finds no database:"
+    run "${db_create[@]}"
+  else
+    printf '+ %s\n' "$(quote "${db_describe[@]}")"
+    if ! "${db_describe[@]}" >/dev/null 2>&1; then
+      run "${db_create[@]}"
+    fi
+  fi
+
+  note "Firestore TTL policies: documents are deleted once $TTL_FIELD has passed"
+  for collection in "${TTL_COLLECTIONS[@]}"; do
+    run_soft gcloud firestore fields ttls update "$TTL_FIELD" "--collection-group=$COLLECTION_PREFIX$collection" \
+      --enable-ttl --async "--project=$PROJECT" --quiet
+  done
+
+  if (( ${#COMPOSITE_INDEXES[@]} )); then
+    note "Firestore composite indexes (an existing one makes gcloud fail: that is fine)"
+    for spec in "${COMPOSITE_INDEXES[@]}"; do
+      read -r collection fields <<< "$spec"
+      index_cmd=(gcloud firestore indexes composite create "--collection-group=$COLLECTION_PREFIX$collection")
+      IFS=',' read -r -a field_specs <<< "$fields"
+      for field_spec in "${field_specs[@]}"; do
+        index_cmd+=("--field-config=field-path=${field_spec%%:*},order=${field_spec#*:}")
+      done
+      run_soft "${index_cmd[@]}" --async "--project=$PROJECT" --quiet
+    done
+  fi
+}
+
 # The APIs first: listing the secrets needs Secret Manager's.
+if (( FIRESTORE_ONLY )); then
+  # For the runtimes outside Google Cloud (Replit, Lambda, a VM) that keep their state in
+  # this project's Firestore: the database and its TTL policies and indexes, nothing else.
+  note "--firestore-only: the Firestore database, TTL policies and indexes; no function is deployed"
+  run gcloud services enable firestore.googleapis.com "--project=$PROJECT" --quiet
+  setup_firestore
+  finish
+  exit 0
+fi
 if (( ! SKIP_SETUP )); then
   note "enabling the Google APIs"
   run gcloud services enable "${REQUIRED_SERVICES[@]}" "--project=$PROJECT" --quiet
@@ -457,38 +518,7 @@ env_for() {
 if (( SKIP_SETUP )); then
   note "--skip-setup: APIs, Firestore, TTL policies, indexes and IAM left as they are"
 else
-  note "Firestore database (created in $FIRESTORE_LOCATION if missing)"
-  db_describe=(gcloud firestore databases describe '--database=(default)' "--project=$PROJECT" '--format=value(name)')
-  db_create=(gcloud firestore databases create "--location=$FIRESTORE_LOCATION" '--database=(default)' "--project=$PROJECT" --quiet)
-  if (( DRY_RUN )); then
-    run "${db_describe[@]}"
-    note "only if that finds no database:"
-    run "${db_create[@]}"
-  else
-    printf '+ %s\n' "$(quote "${db_describe[@]}")"
-    if ! "${db_describe[@]}" >/dev/null 2>&1; then
-      run "${db_create[@]}"
-    fi
-  fi
-
-  note "Firestore TTL policies: documents are deleted once $TTL_FIELD has passed"
-  for collection in "${TTL_COLLECTIONS[@]}"; do
-    run_soft gcloud firestore fields ttls update "$TTL_FIELD" "--collection-group=$COLLECTION_PREFIX$collection" \
-      --enable-ttl --async "--project=$PROJECT" --quiet
-  done
-
-  if (( ${#COMPOSITE_INDEXES[@]} )); then
-    note "Firestore composite indexes (an existing one makes gcloud fail: that is fine)"
-    for spec in "${COMPOSITE_INDEXES[@]}"; do
-      read -r collection fields <<< "$spec"
-      index_cmd=(gcloud firestore indexes composite create "--collection-group=$COLLECTION_PREFIX$collection")
-      IFS=',' read -r -a field_specs <<< "$fields"
-      for field_spec in "${field_specs[@]}"; do
-        index_cmd+=("--field-config=field-path=${field_spec%%:*},order=${field_spec#*:}")
-      done
-      run_soft "${index_cmd[@]}" --async "--project=$PROJECT" --quiet
-    done
-  fi
+  setup_firestore
 
   note "IAM: the functions' service account reads the secrets and uses Firestore"
   runtime_account="$SERVICE_ACCOUNT"
@@ -642,9 +672,4 @@ if (( SET_VONAGE_WEBHOOKS || SET_SMS_WEBHOOKS )); then
   fi
 fi
 
-if (( ${#WARNINGS[@]} )); then
-  printf '\n==> finished with %d warning(s):\n' "${#WARNINGS[@]}"
-  printf '    - %s\n' "${WARNINGS[@]}"
-else
-  printf '\n==> done%s\n' "$( (( DRY_RUN )) && printf ' (dry run: nothing was run)')"
-fi
+finish

@@ -613,3 +613,23 @@ def test_dry_run_prints_the_vonage_requests_with_the_secret_masked(fake_gcloud, 
     assert "s3cr3t-value" not in result.stdout + result.stderr
     assert "tok-XYZ-987" not in result.stdout + result.stderr
     assert "token=****" in result.stdout
+
+
+# ---- Firestore for the runtimes outside Google Cloud ---------------------------------
+
+
+def test_firestore_only_sets_up_the_database_and_deploys_nothing(fake_gcloud):
+    result = fake_gcloud.run("--project", "p1", "--firestore-only", "--collection-prefix", "r_",
+                             env={"FAKE_GCLOUD_NO_DATABASE": "1", "FAKE_GCLOUD_SECRETS": ""})
+    assert result.returncode == 0, result.stderr
+    assert {tuple(c[:2]) for c in result.calls} == {("auth", "list"), ("services", "enable"), ("firestore", "databases"),
+                                                    ("firestore", "fields"), ("firestore", "indexes")}
+    assert result.gcloud_calls("services", "enable")[0][2:3] == ["firestore.googleapis.com"]
+    groups = {flag_value(u, "--collection-group") for u in result.gcloud_calls("firestore", "fields", "ttls", "update")}
+    assert groups == {"r_" + c for c in TTL}
+    assert len(result.gcloud_calls("firestore", "databases", "create")) == 1
+
+
+def test_firestore_only_excludes_skip_setup(fake_gcloud):
+    result = fake_gcloud.run("--project", "p1", "--firestore-only", "--skip-setup")
+    assert result.returncode == 2 and result.calls == []
