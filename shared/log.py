@@ -37,10 +37,12 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def configure_logging(level: str = "INFO", *, stream: Any = None, force: bool = False) -> None:
-    """Install the JSON formatter on the root logger once per process."""
+def configure_logging(level: str | None = None, *, stream: Any = None, force: bool = False) -> None:
+    """Install the JSON formatter on the root logger once per process; a given level always applies."""
     global _configured
     if _configured and not force:
+        if level is not None:
+            _set_level(level)
         return
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
@@ -51,8 +53,16 @@ def configure_logging(level: str = "INFO", *, stream: Any = None, force: bool = 
             root.removeHandler(existing)
     handler._vonage_functions = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
+    _set_level(level or "INFO")
     _configured = True
+
+
+def _set_level(level: str) -> None:
+    root = logging.getLogger()
+    root.setLevel(level)
+    # httpx logs every request line at INFO; our client logs what matters (retries, errors).
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def register_secrets(values: Iterable[str | None]) -> None:

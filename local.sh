@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Everything, locally, on embedded defaults: every function + a local Vonage sandbox + SQLite.
+# Usage: ./local.sh          serve on http://127.0.0.1:8080 (PORT), sandbox on :8025 (SANDBOX_PORT)
+#        ./local.sh demo     walk the whole loop (send, receipt, inbound, STOP, verify) and exit
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./scripts/venv.sh requirements.txt
+exec "$PY" -m sandbox.local "$@"

@@ -1,0 +1,377 @@
+"""The one-command local run: every function, the Vonage sandbox and the embedded store, wired.
+
+``./local.sh`` (``python -m sandbox.local``) starts, in one process:
+
+- the one-process app (``app.create_app()``: ``/send``, ``/verify-start``, ``/verify-check``,
+  ``/verify-cancel``, ``/inbound``, ``/status``, ``/healthz``) on 127.0.0.1:8080 (``PORT``),
+- the local Vonage sandbox on 127.0.0.1:8025 (``SANDBOX_PORT``), whose receipts, inbound
+  messages and Verify callbacks go to the functions above, signed as Vonage signs them,
+- the embedded SQLite store in ``.data/local.sqlite3``,
+
+with generated credentials (an application key pair, key, secret, signature secret) and a
+generated API token for local callers. ``./local.sh demo`` walks the whole loop and exits.
+
+With real credentials (``VONAGE_API_KEY`` and ``VONAGE_API_SECRET`` or an application) in the
+environment, no sandbox is started: the functions talk to Vonage, and Vonage must be able to
+reach your webhooks (a deployed URL or a tunnel; see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LocalStack", "main", "run_demo"]
+
+DEFAULT_PORT = 8080
+DEFAULT_SANDBOX_PORT = 8025
+APPLICATION_ID = "00000000-0000-4000-8000-00000000c0de"
+BRAND_NUMBER = "14155550100"  # the sandbox account's own number (US fictional range)
+DEMO_PHONE = "+1 415 555 0123"  # a "customer" handset in the sandbox
+DEMO_BOT = "examples.keyword_bot:handle"
+
+
+def has_real_credentials(environ: Mapping[str, str]) -> bool:
+    """True when the environment holds Vonage credentials of a real account."""
+    if environ.get("LOCAL_SANDBOX", "").lower() in ("1", "true", "yes"):
+        return False
+    key_secret = bool(environ.get("VONAGE_API_KEY") and environ.get("VONAGE_API_SECRET"))
+    application = bool(environ.get("VONAGE_APPLICATION_ID") and environ.get("VONAGE_PRIVATE_KEY"))
+    return key_secret or application
+
+
+@dataclass
+class LocalStack:
+    """The functions app, and (in sandbox mode) the sandbox, running in this process."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    sandbox_port: int = DEFAULT_SANDBOX_PORT
+    state_path: str = ".data/local.sqlite3"
+    inbound_handler: str | None = DEMO_BOT
+    environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
+    api_token: str = ""
+    url: str = ""
+    sandbox: Any = None
+    real: bool = False
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> LocalStack:
+        """Configure the environment, start the sandbox (unless real) and the functions."""
+        from werkzeug.serving import make_server
+
+        from shared import deps
+
+        env = self.environ
+        self.real = has_real_credentials(env)
+        self.api_token = _first_token(env.get("API_TOKENS")) or "local-" + secrets.token_urlsafe(18)
+        env.setdefault("API_TOKENS", self.api_token)
+        env.setdefault("STATE_BACKEND", "sqlite")
+        env.setdefault("STATE_SQLITE_PATH", self.state_path)
+        if self.inbound_handler:
+            env.setdefault("INBOUND_HANDLER", self.inbound_handler)
+
+        self._server = make_server(self.host, self.port, _lazy_app(), threaded=True)
+        self.port = self._server.server_port
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        self.url = f"http://{shown}:{self.port}"
+        if not self.real:
+            self._start_sandbox(env)
+        deps.reset()  # settings are read again with the variables set above
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-functions", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_sandbox(self, env: MutableMapping[str, str]) -> None:
+        from sandbox import Sandbox, SandboxConfig
+
+        private_pem = _generate_private_key()
+        api_secret = secrets.token_urlsafe(12)
+        signature_secret = secrets.token_urlsafe(24)
+        config = SandboxConfig(
+            api_key="localkey",
+            api_secret=api_secret,
+            signature_secret=signature_secret,
+            signature_method="sha256",
+            sms_signing=True,  # SMS webhooks arrive signed, so the functions check them as in production
+            application_id=APPLICATION_ID,
+            private_key=private_pem,
+            status_webhook_url=f"{self.url}/status",
+            inbound_webhook_url=f"{self.url}/inbound",
+            verify_callback_url=f"{self.url}/status",
+            verify_cancel_after=30.0,
+            delivery_delay=0.2,
+        )
+        self.sandbox = Sandbox(config)
+        sandbox_url = self.sandbox.start("127.0.0.1", self.sandbox_port)
+        env.update(
+            {
+                "VONAGE_API_KEY": "localkey",
+                "VONAGE_API_SECRET": api_secret,
+                "VONAGE_APPLICATION_ID": APPLICATION_ID,
+                "VONAGE_PRIVATE_KEY": private_pem,
+                "VONAGE_SIGNATURE_SECRET": signature_secret,
+                "VONAGE_SIGNATURE_METHOD": "sha256",
+                "VONAGE_API_BASE_URL": sandbox_url,
+                "VONAGE_REST_BASE_URL": sandbox_url,
+            }
+        )
+        env.setdefault("VONAGE_BRAND_NUMBER", BRAND_NUMBER)
+
+    def stop(self) -> None:
+        """Stop the functions server and the sandbox; release the store."""
+        from shared import deps
+
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+        deps.reset()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def banner(self) -> str:
+        """What a newcomer needs: URLs, the token, and commands to paste."""
+        token = self.api_token
+        lines = [
+            "",
+            f"  Functions   {self.url}  (send, verify-start, verify-check, verify-cancel, inbound, status, healthz)",
+        ]
+        if self.real:
+            lines += [
+                "  Vonage      REAL account (credentials found in the environment): messages cost money.",
+                "              Vonage must reach your webhooks: expose this port with a tunnel or deploy,",
+                f"              then set Inbound URL <public>/inbound and Status URL <public>/status.",
+            ]
+        else:
+            sandbox = self.sandbox.url
+            lines += [
+                f"  Sandbox     {sandbox}  (local Vonage: nothing leaves this machine)",
+                f"  Inbox       {sandbox}/_sandbox/inbox?to=14155550123   (verify codes land here)",
+            ]
+        lines += [
+            f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}",
+            f"  API token   {token}",
+            "",
+            "  Try:",
+            f"    curl -s -X POST {self.url}/send -H 'Authorization: Bearer {token}' \\",
+            "         -H 'Content-Type: application/json' -d '{\"to\": \"+1 415 555 0123\", \"text\": \"Hello from Vonage\"}'",
+            f"    curl -s {self.url}/send/<id> -H 'Authorization: Bearer {token}'      # status, receipts",
+            f"    curl -s -X POST {self.url}/verify-start -H 'Authorization: Bearer {token}' \\",
+            "         -H 'Content-Type: application/json' -d '{\"number\": \"+14155550123\", \"brand\": \"Acme\"}'",
+        ]
+        if not self.real:
+            lines += [
+                f"    curl -s -X POST {self.sandbox.url}/_sandbox/inbound -H 'Content-Type: application/json' \\",
+                f"         -d '{{\"from\": \"14155550123\", \"to\": \"{BRAND_NUMBER}\", \"text\": \"STOP\"}}'   # a customer texts you",
+            ]
+        lines += [
+            f"    curl -s '{self.url}/inbound?number=14155550123' -H 'Authorization: Bearer {token}'   # conversation",
+            "",
+            "  ./local.sh demo walks the whole loop. Ctrl-C stops everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+# ---- the demo --------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_demo(stack: LocalStack, *, say: Callable[[str], None] = print, timeout: float = 15.0) -> list[Step]:
+    """Walk the loop: send, receipt, inbound reply, STOP, refused send, START, verify. Sandbox only."""
+    import httpx
+
+    if stack.sandbox is None:
+        raise RuntimeError("the demo runs against the local sandbox; unset the real VONAGE_* credentials")
+    steps: list[Step] = []
+    headers = {"Authorization": f"Bearer {stack.api_token}"}
+    phone_wire = "14155550123"
+    sandbox = stack.sandbox
+
+    def step(name: str, ok: bool, detail: str) -> bool:
+        steps.append(Step(name, ok, detail))
+        say(f"  {'OK ' if ok else 'FAIL'}  {name:<28} {detail}")
+        return ok
+
+    with httpx.Client(base_url=stack.url, headers=headers, timeout=10.0) as http:
+        say("\nDemo: the whole loop against the local Vonage sandbox\n")
+        sent = http.post("/send", json={"to": DEMO_PHONE, "text": "Your order has shipped"})
+        body = sent.json()
+        message_id = body.get("id")
+        if not step("1 send an SMS", sent.status_code == 202 and bool(message_id), f"HTTP {sent.status_code} id={message_id} status={body.get('status')}"):
+            return steps
+
+        record = _wait(lambda: http.get(f"/send/{message_id}").json(), lambda r: r.get("status") == "delivered", timeout)
+        history = " -> ".join(entry["status"] for entry in record.get("history", []))
+        step("2 delivery receipt", record.get("status") == "delivered", f"history: {history}")
+
+        before = len(_inbound_list(http, phone_wire))
+        sandbox.inject_inbound(phone_wire, BRAND_NUMBER, "hours")
+        replies = _wait(lambda: _outbound_to(sandbox, phone_wire), lambda texts: len(texts) >= 2, timeout)
+        stored = _inbound_list(http, phone_wire)
+        step(
+            "3 inbound + bot reply",
+            len(stored) > before and len(replies) >= 2,
+            f"stored {len(stored) - before} inbound; bot replied: {replies[-1][:50] if replies else None!r}",
+        )
+
+        sandbox.inject_inbound(phone_wire, BRAND_NUMBER, "STOP")
+        confirmations = _wait(lambda: _outbound_to(sandbox, phone_wire), lambda texts: len(texts) >= 3, timeout)
+        step("4 customer texts STOP", len(confirmations) >= 3, f"confirmation: {confirmations[-1][:50] if confirmations else None!r}")
+
+        refused = http.post("/send", json={"to": DEMO_PHONE, "text": "Flash sale!"})
+        refused_body = refused.json()
+        outcome = refused_body.get("error", {}).get("code") or refused_body.get("status")
+        step("5 send after STOP refused", outcome == "opted_out", f"HTTP {refused.status_code} {outcome}")
+
+        sandbox.inject_inbound(phone_wire, BRAND_NUMBER, "START")
+        _wait(lambda: _outbound_to(sandbox, phone_wire), lambda texts: len(texts) >= 4, timeout)
+        allowed = http.post("/send", json={"to": DEMO_PHONE, "text": "Welcome back"})
+        step("6 START, then send allowed", allowed.status_code == 202, f"HTTP {allowed.status_code} status={allowed.json().get('status')}")
+
+        started = http.post("/verify-start", json={"number": DEMO_PHONE, "brand": "Acme", "channels": ["sms"]})
+        request_id = started.json().get("request_id")
+        if not step("7 verify start", started.status_code == 202 and bool(request_id), f"HTTP {started.status_code} request_id={request_id}"):
+            return steps
+        code = _wait(lambda: sandbox.last_code(phone_wire), lambda c: bool(c), timeout)
+        step("8 code read from the inbox", bool(code), f"{len(code or '')} digits arrived in the sandbox inbox")
+        checked = http.post("/verify-check", json={"request_id": request_id, "code": code})
+        step("9 verify check", checked.status_code == 200 and checked.json().get("status") == "verified", f"HTTP {checked.status_code} {checked.json().get('status')}")
+    ok = all(s.ok for s in steps)
+    say(f"\n{'All steps passed.' if ok else 'Some steps FAILED.'}\n")
+    return steps
+
+
+def _wait(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = fetch()
+    return value
+
+
+def _inbound_list(http: Any, number: str) -> list[dict[str, Any]]:
+    response = http.get("/inbound", params={"number": number})
+    return response.json().get("messages", []) if response.status_code == 200 else []
+
+
+def _outbound_to(sandbox: Any, number: str) -> list[str]:
+    """Texts the sandbox accepted for ``number``, oldest first."""
+    texts = []
+    for message in sandbox.messages():
+        if str(message.get("to") or "").lstrip("+") == number and message.get("text"):
+            texts.append(message["text"])
+    return texts
+
+
+# ---- command line ----------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./local.sh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=("serve", "demo"), default="serve")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="functions bind address (0.0.0.0 on Replit)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", DEFAULT_SANDBOX_PORT)))
+    args = parser.parse_args(argv)
+
+    demo = args.mode == "demo"
+    stack = LocalStack(
+        host=args.host,
+        port=0 if demo else args.port,
+        sandbox_port=0 if demo else args.sandbox_port,
+        state_path=".data/demo.sqlite3" if demo else ".data/local.sqlite3",
+    )
+    if demo:
+        _fresh(stack.state_path)
+        os.environ["LOCAL_SANDBOX"] = "1"  # the demo never spends real money
+        os.environ.setdefault("LOG_LEVEL", "WARNING")  # the steps are the output
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("sandbox").setLevel(logging.WARNING)
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"cannot start: {exc}. Is another local run using port {args.port} or {args.sandbox_port}? "
+              "Use --port/--sandbox-port.", file=sys.stderr)
+        return 2
+    try:
+        if demo:
+            steps = run_demo(stack)
+            return 0 if steps and all(s.ok for s in steps) and len(steps) == 9 else 1
+        print(stack.banner(), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        stack.stop()
+    return 0
+
+
+def _lazy_app() -> Any:
+    # Built on the first request, after the environment above is in place.
+    holder: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if "app" not in holder:
+            with lock:
+                if "app" not in holder:
+                    from app import create_app
+
+                    holder["app"] = create_app()
+        return holder["app"](environ, start_response)
+
+    return wsgi
+
+
+def _fresh(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _first_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    tokens = [part.strip() for part in value.split(",") if part.strip()]
+    return tokens[0] if tokens else None
+
+
+def _generate_private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
