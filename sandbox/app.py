@@ -175,6 +175,9 @@ def _logged_fields(api: str, request: Request) -> Any:
     """The request's fields as received, with credentials and typed codes hidden."""
     if api in ("messages", "verify"):
         body = read_json(request)
-        return {k: "[redacted]" if k in _HIDDEN_FIELDS else v for k, v in body.items()} if isinstance(body, dict) else body
-    fields = redact_fields(read_fields(request, include_query=api == "verify_legacy"))
-    return {k: "[redacted]" if k in _HIDDEN_FIELDS else v for k, v in fields.items()}
+        return _hide(body) if isinstance(body, dict) else body
+    return _hide(redact_fields(read_fields(request, include_query=api == "verify_legacy")))
+
+
+def _hide(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: "[redacted]" if name in _HIDDEN_FIELDS else value for name, value in fields.items()}

@@ -77,6 +77,15 @@ class SandboxConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # Accept the natural Python spellings (float prices, lists) and store the canonical types.
+        for name in _DECIMALS:
+            value = getattr(self, name)
+            if not isinstance(value, Decimal):
+                object.__setattr__(self, name, _convert(name, value))
+        for name in ("allow_list", "retry_delays", "faults"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or (name == "faults" and not all(isinstance(r, FaultRule) for r in value)):
+                object.__setattr__(self, name, _convert(name, value))
         problems = []
         if self.signature_method not in SIGNATURE_METHODS:
             problems.append(f"signature_method must be one of {', '.join(SIGNATURE_METHODS)}")

@@ -94,7 +94,8 @@ def application_caller(
         try:
             claims = verify_application_jwt(header, public_key, application_id=config.application_id, now=now)
         except SignatureError as exc:
-            raise CredentialError("401", f"application JWT refused: {exc.reason}", expired=exc.reason == "stale") from exc
+            expired = exc.reason == "stale"  # exp passed (or iat in the future): Vonage's #jwt-expired
+            raise CredentialError("401", f"application JWT refused: {exc.reason}", expired=expired) from exc
         return Caller("jwt", application_id=str(claims["application_id"]))
     raise CredentialError("401", "no credentials")
 

@@ -97,8 +97,8 @@ class FaultRule:
                 value = None if item.get("value") is None else float(item["value"])
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"malformed fault {item!r}: rate and value are numbers, count a whole number") from exc
-            api = item.get("api")
-            return cls(kind=str(item["kind"]), rate=rate, api=None if api in (None, "") else str(api), count=count, value=value)
+            api = None if item.get("api") in (None, "") else str(item["api"])
+            return cls(kind=str(item["kind"]), rate=rate, api=api, count=count, value=value)
         if isinstance(item, str):
             return _parse_text(item)
         raise ValueError(f"cannot read a fault from {type(item).__name__}")

@@ -106,9 +106,10 @@ def _sms_api(ctx: SandboxContext, spec: dict[str, Any], url: str) -> tuple[list[
             "api-key": ctx.config.api_key,
         }
         if concat_ref is not None:
-            fields.update(
-                {"concat": "true", "concat-ref": concat_ref, "concat-total": str(len(pieces)), "concat-part": str(index)}
-            )
+            fields["concat"] = "true"
+            fields["concat-ref"] = concat_ref
+            fields["concat-total"] = str(len(pieces))
+            fields["concat-part"] = str(index)
         deliveries.append(
             Delivery(
                 kind="sms-inbound",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from sandbox.context import SandboxContext
 from sandbox.credentials import CredentialError, application_caller
@@ -128,7 +128,7 @@ def handle_messages(ctx: SandboxContext, request: Request) -> ApiResult:
     return ApiResult(json_response(answer, status=202), deliveries, outcome="202", auth=caller.method)
 
 
-def validate_message(body: dict[str, Any]) -> Any:
+def validate_message(body: dict[str, Any]) -> Response | None:
     """A 422 problem response for the first thing wrong with a message body, or None."""
     channel = body.get("channel")
     if channel not in CHANNEL_TYPES:

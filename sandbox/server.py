@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import socketserver
 import threading
@@ -34,6 +35,7 @@ from sandbox.tls import TLSMaterial, create_tls_material
 
 __all__ = ["Sandbox"]
 
+_QUERY = re.compile(r"\?[^\s'\"]*")
 TICK_INTERVAL = 0.25  # seconds between Verify timer checks (expiry, next channel)
 log = logging.getLogger("sandbox")
 
@@ -258,10 +260,10 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("http", extra={"method": self.command, "path": self.path.split("?", 1)[0], "status": str(code)})
 
     def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
-        log.debug("http error", extra={"detail": format % args if args else format})
+        log.debug("http error", extra={"detail": _without_query(format % args if args else format)})
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
-        log.debug("http message", extra={"detail": format % args if args else format})
+        log.debug("http message", extra={"detail": _without_query(format % args if args else format)})
 
 
 class _Server(ThreadedWSGIServer):
@@ -303,6 +305,11 @@ class _Server(ThreadedWSGIServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away mid-answer (timeout fault) is normal here: no traceback on stderr.
         log.debug("connection error", exc_info=True)
+
+
+def _without_query(text: str) -> str:
+    """Drop query strings from a message (a bad request line may quote one with a secret)."""
+    return _QUERY.sub("?[query hidden]", text)
 
 
 def _is_loopback(host: str) -> bool:

@@ -42,6 +42,7 @@ WORKFLOWS: dict[int, tuple[str, ...]] = {
 DEFAULT_NEXT_EVENT_WAIT = 300
 MAX_SEARCH_IDS = 10
 _PHONE = re.compile(r"[0-9]{7,15}")
+_EVENT_TYPES = {"voice": "tts"}  # legacy Verify calls a voice call a "tts" event
 _STATUS_NAMES = {
     "in_progress": "IN PROGRESS",
     "completed": "SUCCESS",
@@ -113,7 +114,8 @@ def handle_check(ctx: SandboxContext, request: Request) -> ApiResult:
         }
         return ApiResult(json_response(answer), outcome="0", auth=caller.method)
     if outcome is Outcome.WRONG_CODE:
-        return _status("16", "The code provided does not match the expected value", caller=caller, request_id=request_id)
+        text = "The code provided does not match the expected value"
+        return _status("16", text, caller=caller, request_id=request_id)
     if outcome is Outcome.TOO_MANY:
         return _status("17", "The wrong code was provided too many times", caller=caller, request_id=request_id)
     return _status("6", _not_active(request_id), caller=caller, request_id=request_id)
@@ -240,7 +242,7 @@ def _search_record(ctx: SandboxContext, verification: Verification) -> dict[str,
             {"date_received": _date(check["at"]), "code": "****", "status": check["status"], "ip_address": ""}
             for check in verification.checks
         ],
-        "events": [{"type": "tts" if step.channel == "voice" else step.channel, "id": step.event_id} for step in started],
+        "events": [{"type": _EVENT_TYPES.get(step.channel, step.channel), "id": step.event_id} for step in started],
         "estimated_price_messages_sent": money(_messages_price(ctx, verification)),
     }
 

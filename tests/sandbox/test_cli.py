@@ -84,3 +84,16 @@ def test_serve_command_runs_until_terminated(tmp_path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+def test_config_takes_python_values_and_refuses_bad_ones() -> None:
+    from decimal import Decimal
+
+    config = SandboxConfig(balance=0.5, allow_list=["+447700900001"], faults=["duplicate"])  # type: ignore[arg-type]
+    assert config.balance == Decimal("0.5") and config.allow_list == ("447700900001",)
+    assert config.faults[0].kind == "duplicate"
+    with pytest.raises(ValueError):
+        SandboxConfig(rate_limit=0)
+    with pytest.raises(ValueError):
+        SandboxConfig().updated({"faults": "meltdown"})
+    assert "sandbox-secret" not in str(SandboxConfig().public_dict())

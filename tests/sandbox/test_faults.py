@@ -37,7 +37,8 @@ def test_throttle_is_each_apis_own_answer(sandbox) -> None:
 
 def test_timeout_holds_the_answer_but_the_send_happened(sandbox, webhook_receiver) -> None:
     with client(timeout=0.3) as http, pytest.raises(httpx.ReadTimeout):
-        http.post(f"{sandbox.url}/v1/messages", json=sms_message(), headers={**_fault("timeout=1"), "Authorization": BASIC})
+        headers = {**_fault("timeout=1"), "Authorization": BASIC}
+        http.post(f"{sandbox.url}/v1/messages", json=sms_message(), headers=headers)
     assert len(sandbox.messages()) == 1  # the client does not know, but the message went out
     assert webhook_receiver.wait_for(2)
 

@@ -33,7 +33,9 @@ def test_unicode_inbound_is_type_unicode(sandbox, webhook_receiver) -> None:
 
 @pytest.mark.parametrize("fmt", ["GET", "POST", "POST-JSON"])
 def test_multipart_inbound_arrives_as_signed_parts(sandbox_factory, webhook_receiver, fmt: str) -> None:
-    box = sandbox_factory(inbound_webhook_url=f"{webhook_receiver.url}/inbound", sms_signing=True, signature_method="sha1")
+    box = sandbox_factory(
+        inbound_webhook_url=f"{webhook_receiver.url}/inbound", sms_signing=True, signature_method="sha1"
+    )
     sent = box.inject_inbound(PHONE, VIRTUAL, LONG, format=fmt)
     assert sent["parts"] == 3
     parts = webhook_receiver.wait_for(3)
@@ -108,6 +110,7 @@ def test_whatsapp_inbound_through_the_http_endpoint(sandbox, webhook_receiver) -
 def test_bad_injections_are_400(sandbox) -> None:
     with client() as http:
         missing = http.post(f"{sandbox.url}/_sandbox/inbound", json={"from": PHONE, "to": VIRTUAL})
-        wrong = http.post(f"{sandbox.url}/_sandbox/inbound", json={"from": PHONE, "to": VIRTUAL, "text": "x", "api": "fax"})
+        spec = {"from": PHONE, "to": VIRTUAL, "text": "x", "api": "fax"}
+        wrong = http.post(f"{sandbox.url}/_sandbox/inbound", json=spec)
     assert missing.status_code == 400 and "text" in missing.json()["detail"]
     assert wrong.status_code == 400

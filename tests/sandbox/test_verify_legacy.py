@@ -131,3 +131,14 @@ def test_secret_in_a_query_string_is_not_logged(sandbox, caplog) -> None:
     ours = [vars(record) for record in caplog.records if record.name.startswith(("sandbox", "werkzeug"))]
     assert any(entry.get("path") == "/verify/json" for entry in ours)
     assert SANDBOX_API_SECRET not in str(ours)
+
+
+def test_request_expires_after_its_last_event(sandbox_factory) -> None:
+    now = [time.time()]
+    box = sandbox_factory(clock=lambda: now[0])
+    request_id = _start(box.url, workflow_id="6", next_event_wait="60")["request_id"]  # one SMS, 60 s
+    code = box.last_code(TO)
+    now[0] += 60
+    assert _call(box.url, "/verify/check/json", request_id=request_id, code=code)["status"] == "6"
+    assert _call(box.url, "/verify/search/json", request_id=request_id)["status"] == "EXPIRED"
+    assert _start(box.url)["status"] == "0"  # the number is free again

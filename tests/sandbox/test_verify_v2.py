@@ -179,3 +179,14 @@ def test_typed_codes_never_reach_the_request_log(sandbox) -> None:
     _check(sandbox.url, request_id, code)
     checks = [r for r in sandbox.requests(api="verify") if r["path"].endswith(request_id)]
     assert checks[0]["fields"] == {"code": "[redacted]"}
+
+
+def test_rate_limit_is_429_with_headers(sandbox_factory) -> None:
+    frozen = time.time()
+    box = sandbox_factory(rate_limit=2, clock=lambda: frozen)
+    assert _start(box.url).status_code == 202
+    assert _start(box.url, workflow=[{"channel": "sms", "to": "447700900002"}]).status_code == 202
+    throttled = _start(box.url, workflow=[{"channel": "sms", "to": "447700900003"}])
+    assert throttled.status_code == 429
+    assert throttled.headers["X-RateLimit-Limit"] == "2"
+    assert throttled.headers["Retry-After"] == "1"
