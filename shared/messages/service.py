@@ -90,7 +90,9 @@ SKIPPED_DUPLICATE = "skipped_duplicate"
 IN_PROGRESS = "in_progress"
 UNKNOWN = "unknown"
 NOT_ATTEMPTED = "not_attempted"
-_COMMON_FIELDS = frozenset({"channel", "api", "from", "message_type", "encoding", "segments", "client_ref"})
+_COMMON_FIELDS = frozenset(
+    {"channel", "api", "from", "message_type", "encoding", "segments", "unicode_characters", "client_ref"}
+)
 _SUMMARY_KEY = {
     SUBMITTED: "sent",
     FAILED: "failed",
@@ -528,6 +530,9 @@ def _base(request: SendRequest, recipient: Recipient) -> dict[str, Any]:
     base.update(channel=request.channel, api=request.api, **{"from": request.sender}, message_type=request.content.kind)
     if request.analysis is not None:
         base.update(encoding=request.analysis.encoding, segments=request.analysis.segments)
+        if request.analysis.is_unicode:
+            # Why this text costs UCS-2 parts: the characters that forced it, and where.
+            base["unicode_characters"] = [dict(c) for c in request.analysis.unicode_characters]
     if request.client_ref is not None:
         base["client_ref"] = request.client_ref
     return base

@@ -14,7 +14,7 @@ import pytest
 
 from shared.messages.records import StatusEvent, record_status_event
 from shared.messages.suppression import suppress, unsuppress
-from tests.fixtures.send import GB_MOBILE, GB_MOBILE_2
+from tests.fixtures.send import GB_MOBILE, GB_MOBILE_2, SendHTTP
 
 SMS = {"to": "+44 7911 123456", "text": "Your order has shipped", "api": "sms"}
 
@@ -209,7 +209,7 @@ def test_twenty_concurrent_identical_requests_call_vonage_once(send_stack):
     lock = threading.Lock()
 
     def post() -> None:
-        client = send_stack.http  # Flask test clients are safe to share between threads
+        client = SendHTTP()  # one test client per thread, like separate callers
         barrier.wait()
         response = client.post(SMS, key="concurrent-1")
         with lock:

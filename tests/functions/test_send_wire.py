@@ -41,7 +41,9 @@ def test_sms_api_sets_type_unicode_only_when_needed_and_converts_ttl_to_millisec
         {"to": GB_MOBILE, "text": "Olá, ça va? 😀", "api": "sms", "ttl": 3600, "client_ref": "ref-1", "from": "Acme"}
     )
     assert response.status_code == 202
-    assert response.get_json()["encoding"] == "UCS-2"
+    result = response.get_json()
+    assert result["encoding"] == "UCS-2"
+    assert [(c["char"], c["position"]) for c in result["unicode_characters"]] == [("á", 2), ("ç", 5), ("😀", 12)]
     assert only_request(send_stack, "sms")["fields"] == {
         "from": "Acme",
         "to": "447911123456",
