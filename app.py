@@ -3,16 +3,21 @@
 Each function is mounted under its own path (``/send``, ``/verify-start``, ...) with
 the mount prefix stripped, so a handler sees the same request it would see deployed
 alone under functions-framework (where every path reaches the one function).
-``/healthz`` answers without touching Vonage; ``/readyz`` also pings the store.
+``/healthz`` answers without touching Vonage; ``/readyz`` also pings the store;
+``/openapi.yaml`` and ``/openapi.json`` serve the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import importlib
+import pathlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FUNCTIONS", "create_app", "app"]
+__all__ = ["FUNCTIONS", "OPENAPI_DIR", "create_app", "app"]
+
+# openapi.yaml (the source) and openapi.json (generated from it), served at /openapi.yaml and /openapi.json.
+OPENAPI_DIR = pathlib.Path(__file__).resolve().parent / "openapi"
 
 # path -> (module, entry point). The names are main.py's exports.
 FUNCTIONS: dict[str, tuple[str, str]] = {
@@ -71,7 +76,19 @@ def create_app(functions: dict[str, tuple[str, str]] | None = None) -> Any:
 
     @root.get("/")
     def index() -> Any:
-        return {"service": "vonage-functions", "functions": sorted(mounts), "health": "/healthz"}
+        return {"service": "vonage-functions", "functions": sorted(mounts), "health": "/healthz", "openapi": "/openapi.json"}
+
+    @root.get("/openapi.json")
+    @root.get("/openapi.yaml")
+    def openapi() -> Any:
+        # The document is a file kept in the repository (openapi/); the JSON copy is generated
+        # from the YAML and a test keeps them equal, so no YAML parser is needed at run time.
+        name = flask.request.path.lstrip("/")
+        path = OPENAPI_DIR / name
+        if not path.is_file():
+            return {"error": {"code": "not_found", "message": "the OpenAPI document is not part of this deployment"}}, 404
+        mimetype = "application/json" if name.endswith(".json") else "application/yaml"
+        return flask.Response(path.read_bytes(), mimetype=mimetype)
 
     @root.errorhandler(404)
     def not_found(_: Any) -> Any:
