@@ -159,3 +159,14 @@ def test_store_outage_answers_503_and_the_retry_records_the_receipt(webhook_clie
     assert webhook_client.sms("/status", sms_receipt("DLR-S", "delivered")).status_code == 503
     faulty.down = False
     assert store.get(MESSAGES, "msg_s")["status"] == "delivered"
+
+
+@pytest.mark.parametrize("target", ["inbound", "status"])
+def test_main_py_exports_the_function_for_functions_framework(webhook_env, target):
+    from functions_framework import create_app
+
+    client = create_app(target=target, source="main.py").test_client()
+    # Unsigned: the function itself answers (401 in our JSON shape), proving main.py serves it.
+    response = client.post("/", json={"msisdn": "447700900123", "to": "447700900000", "messageId": "X"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_signature"
