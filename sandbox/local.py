@@ -296,7 +296,9 @@ def _outbound_to(sandbox: Any, number: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./local.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=("serve", "demo"), default="serve")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="functions bind address (0.0.0.0 on Replit)")
+    # Replit's preview pane reaches the app only on 0.0.0.0 (REPL_ID is set inside a Repl).
+    default_host = os.environ.get("HOST") or ("0.0.0.0" if os.environ.get("REPL_ID") else "127.0.0.1")
+    parser.add_argument("--host", default=default_host, help="functions bind address (0.0.0.0 on Replit)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", DEFAULT_SANDBOX_PORT)))
     args = parser.parse_args(argv)
