@@ -90,13 +90,13 @@ def validate_key(key: Any) -> str:
     """The caller's ``Idempotency-Key``: 1-255 printable ASCII characters, or 400."""
     if not isinstance(key, str) or not key.strip():
         raise BadRequestError("Idempotency-Key must not be empty", code="invalid_idempotency_key")
-    key = key.strip()
-    if len(key) > KEY_MAX_LENGTH or not all(" " <= char <= "~" for char in key):
+    text: str = key.strip()
+    if len(text) > KEY_MAX_LENGTH or not all(" " <= char <= "~" for char in text):
         raise BadRequestError(
             f"Idempotency-Key must be 1 to {KEY_MAX_LENGTH} printable ASCII characters (a UUID is a good choice)",
             code="invalid_idempotency_key",
         )
-    return key
+    return text
 
 
 def derive_key(key: str, recipient: str) -> str:

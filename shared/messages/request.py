@@ -61,7 +61,8 @@ CONTENT_BY_CHANNEL: Mapping[str, frozenset[str]] = {
 }
 # (channel, media kind) pairs whose Messages API object takes a caption (vonage-api.md 5.4).
 _CAPTIONED = frozenset(
-    {("mms", kind) for kind in MEDIA_KINDS} | {("whatsapp", "image"), ("whatsapp", "video"), ("whatsapp", "file"), ("viber", "image")}
+    {("mms", kind) for kind in MEDIA_KINDS}
+    | {("whatsapp", "image"), ("whatsapp", "video"), ("whatsapp", "file"), ("viber", "image")}
 )
 TEXT_LIMITS: Mapping[str, int] = {
     "sms": 3200,  # Vonage's maximum for one SMS text (section 11)
@@ -189,7 +190,9 @@ def parse_send_request(body: Mapping[str, Any], settings: Settings) -> SendReque
     api = _api(body.get("api"), channel, settings)
     dry_run = _boolean(body, "dry_run", False)
     content = _content(body, channel)
-    max_segments = _integer(body, "max_segments", settings.max_segments, 1, MAX_SEGMENTS_LIMIT)
+    max_segments = _integer(body, "max_segments", 1, MAX_SEGMENTS_LIMIT)
+    if max_segments is None:
+        max_segments = settings.max_segments
     analysis = None
     if channel == "sms":
         assert content.text is not None  # sms takes text only
@@ -462,13 +465,13 @@ def _ttl(body: Mapping[str, Any], channel: str, api: str) -> int | None:
     limits = TTL_RANGES.get((channel, api))
     if limits is None:
         raise ValidationError(f"{channel} does not take a ttl", field="ttl")
-    return _integer(body, "ttl", None, *limits, unit=" seconds")
+    return _integer(body, "ttl", *limits, unit=" seconds")
 
 
-def _integer(body: Mapping[str, Any], name: str, default: Any, low: int, high: int, *, unit: str = "") -> Any:
+def _integer(body: Mapping[str, Any], name: str, low: int, high: int, *, unit: str = "") -> int | None:
     value = body.get(name)
     if value is None:
-        return default
+        return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):

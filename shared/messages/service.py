@@ -79,6 +79,8 @@ FATAL_CODES = frozenset(
     {"misconfigured", "vonage_auth_failed", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
 )
 INTERNAL_SCOPE = "internal"
+# Pauses between attempts of a store write that records a send already made (~1.5 s in all).
+AFTER_SEND_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.7)
 _MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
 _VONAGE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
@@ -90,6 +92,7 @@ SKIPPED_DUPLICATE = "skipped_duplicate"
 IN_PROGRESS = "in_progress"
 UNKNOWN = "unknown"
 NOT_ATTEMPTED = "not_attempted"
+_SUMMARY_FIELDS = ("total", "sent", "failed", "opted_out", "skipped_duplicate", "in_progress", "unknown", "replayed")
 _COMMON_FIELDS = frozenset(
     {"channel", "api", "from", "message_type", "encoding", "segments", "unicode_characters", "client_ref"}
 )
@@ -392,16 +395,16 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
         if submission.workflow_id:
             result["workflow_id"] = submission.workflow_id
     try:
-        attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock())
+        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock()))
         if error is not None:
-            _note_error(store, message_id, result["error"])
+            _after_send(lambda: _note_error(store, message_id, result["error"]))
     except StoreError:
         # Sent, but the record could not be updated: say so; receipts will be parked and merged later.
         log.error("message sent but its record could not be updated", extra={"message_id": message_id})
         result["warning"] = "sent, but the message record could not be updated (state store unavailable)"
     if claim is not None:
         try:
-            idem.complete(store, claim, result, ttl=run.settings.idempotency_ttl, clock=run.clock)
+            _after_send(lambda: idem.complete(store, claim, result, ttl=run.settings.idempotency_ttl, clock=run.clock))
         except StoreError:
             log.error("message sent but its idempotency key could not be completed; it expires on its own",
                       extra={"message_id": message_id})
@@ -444,6 +447,22 @@ def _refused(run: _Run, base: dict[str, Any], claim: idem.Claim | None, exc: Ser
         _stop(run, exc)
     log.info("message refused", extra={"message_id": message_id, "to": base.get("to"), "error_code": exc.code})
     return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+
+
+def _after_send(write: Callable[[], Any]) -> Any:
+    """A store write recording a send that already went out, retried through brief store failures.
+
+    The caller cannot retry a send that succeeded (it would go out twice), so these writes must
+    not give up at the first transient error: an idempotency key left "in progress" expires and
+    a retry of the same request (a bulk list whose other recipients failed) sends again, and
+    Vonage ids never stored leave the message ``pending`` with its receipts parked for good.
+    """
+    for delay in AFTER_SEND_RETRY_DELAYS:
+        try:
+            return write()
+        except StoreError:
+            time.sleep(delay)
+    return write()
 
 
 def _release(run: _Run, claim: idem.Claim | None) -> None:
@@ -566,7 +585,7 @@ def _single_outcome(delivery: _Delivery) -> SendOutcome:
 
 
 def _summary(deliveries: list[_Delivery]) -> dict[str, int]:
-    summary = dict.fromkeys(("total", "sent", "failed", "opted_out", "skipped_duplicate", "in_progress", "unknown", "replayed"), 0)
+    summary = dict.fromkeys(_SUMMARY_FIELDS, 0)
     for delivery in deliveries:
         summary["total"] += 1
         summary[_SUMMARY_KEY.get(delivery.result.get("status", FAILED), "failed")] += 1

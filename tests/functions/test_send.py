@@ -314,7 +314,10 @@ def test_a_trial_account_destination_is_422_saying_how_to_allow_it(send_stack):
 
 @pytest.mark.parametrize(
     ("api", "env"),
-    [("sms", {"VONAGE_API_SECRET": "wrong-secret"}), ("messages", {"VONAGE_APPLICATION_ID": "11111111-2222-4333-8444-555555555555"})],
+    [
+        ("sms", {"VONAGE_API_SECRET": "wrong-secret"}),
+        ("messages", {"VONAGE_APPLICATION_ID": "11111111-2222-4333-8444-555555555555"}),
+    ],
 )
 def test_bad_vonage_credentials_are_a_5xx_saying_the_deployment_is_misconfigured(send_stack, api, env):
     send_stack.configure(**env)

@@ -63,7 +63,7 @@ def test_retrying_a_half_finished_bulk_send_sends_only_what_was_not_sent(send_st
     second = send_stack.http.post({"to": numbers, "text": "Hello", "api": "sms"}, key="campaign-9").get_json()
     # THEN the five already sent are replayed (same ids) and only the three others are sent
     assert second["summary"]["sent"] == 8 and second["summary"]["replayed"] == 5
-    for before, after in zip(first["results"][:5], second["results"][:5]):
+    for before, after in zip(first["results"][:5], second["results"][:5], strict=True):
         assert after["id"] == before["id"] and after["replayed"] is True
     accepted = [m["to"] for m in send_stack.sandbox.messages(api="sms")]
     assert sorted(accepted) == sorted(n[1:] for n in numbers)  # each number exactly once

@@ -70,7 +70,8 @@ def test_messages_api_sms_is_text_with_auto_encoding_and_ttl_in_seconds():
     [
         (
             {"channel": "mms", "image": {"url": IMAGE, "caption": "A cat"}, "from": "14155550100", "ttl": 600},
-            {"channel": "mms", "message_type": "image", "image": {"url": IMAGE, "caption": "A cat"}, "from": "14155550100", "ttl": 600},
+            {"channel": "mms", "message_type": "image", "image": {"url": IMAGE, "caption": "A cat"},
+             "from": "14155550100", "ttl": 600},
         ),
         (
             {"channel": "whatsapp", "template": {"name": "otp", "parameters": ["1234"], "locale": "en_GB"}},
@@ -84,7 +85,8 @@ def test_messages_api_sms_is_text_with_auto_encoding_and_ttl_in_seconds():
         ),
         (
             {"channel": "whatsapp", "file": {"url": IMAGE, "caption": "c", "name": "cat.jpg"}},
-            {"channel": "whatsapp", "message_type": "file", "file": {"url": IMAGE, "caption": "c", "name": "cat.jpg"}, "from": BRAND},
+            {"channel": "whatsapp", "message_type": "file", "file": {"url": IMAGE, "caption": "c", "name": "cat.jpg"},
+             "from": BRAND},
         ),
         (
             {"channel": "viber", "text": "hi", "from": "acme", "ttl": 600},
