@@ -82,7 +82,14 @@ class StatusEvent:
 
     @property
     def event_key(self) -> str:
-        """Dedupe key: the same status of the same id at the same time is one event."""
+        """Dedupe key: the same status of the same id at the same time is one event.
+
+        SMS API receipts are rendered afresh on every retry (their ``message-timestamp`` is when
+        Vonage started pushing), so theirs leaves the time out, as ``status_event_key`` does: a
+        receipt retried after a failed attempt must not enter the history twice.
+        """
+        if self.source == "sms":
+            return "|".join([self.vonage_id, self.status, self.error_code or ""])
         return "|".join([self.vonage_id, self.status, self.error_code or "", self.timestamp or ""])
 
     def to_dict(self) -> dict[str, Any]:
