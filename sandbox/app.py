@@ -101,7 +101,7 @@ class SandboxApp:
             faults = self.ctx.faults.draw("inbound", forced) if args["name"] == "inbound" else ActiveFaults()
             return handle_control(self.ctx, request, args["name"], faults)
         api, handler = _API[endpoint]
-        return self._api(api, handler, request, args, self.ctx.faults.draw(api, forced))
+        return self._api(api, handler, request, dict(args), self.ctx.faults.draw(api, forced))
 
     def _api(
         self, api: str, handler: _Handler, request: Request, args: dict[str, Any], faults: ActiveFaults

@@ -70,10 +70,10 @@ def handle_messages(ctx: SandboxContext, request: Request) -> ApiResult:
         return ApiResult(rate_limited(decision, now), outcome="429", auth=caller.method)
     body = read_json(request)
     if not isinstance(body, dict):
-        refusal = problem(
+        bad_json = problem(
             422, f"{MESSAGES_ERRORS}#invalid-json", "Invalid JSON", "The request body did not contain valid JSON"
         )
-        return ApiResult(refusal, outcome="422", auth=caller.method)
+        return ApiResult(bad_json, outcome="422", auth=caller.method)
     refusal = validate_message(body)
     if refusal is not None:
         return ApiResult(refusal, outcome="422", auth=caller.method)
@@ -257,8 +257,8 @@ def _renderer(
 def _sms_parts(body: dict[str, Any]) -> int:
     """Parts an SMS text costs: ``sms.encoding_type`` auto (default) picks UCS-2 for non-GSM text."""
     text = body.get("text") or ""
-    options = body.get("sms") if isinstance(body.get("sms"), dict) else {}
-    encoding = options.get("encoding_type", "auto")
+    options = body.get("sms")
+    encoding = options.get("encoding_type", "auto") if isinstance(options, dict) else "auto"
     if encoding not in ("text", "unicode"):
         encoding = "text" if is_gsm7(text) else "unicode"
     return len(split_parts(text, encoding))

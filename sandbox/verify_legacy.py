@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -208,7 +209,7 @@ def _start_problem(fields: dict[str, str]) -> tuple[str, str] | None:
             return "2", _missing(name)
     if "pin_code" in fields:
         return "20", "This account does not support the parameter: pin_code."
-    checks = (
+    checks: tuple[tuple[str, Callable[[str], bool]], ...] = (
         ("number", lambda v: bool(_PHONE.fullmatch(v))),
         ("brand", lambda v: len(v) <= 18),
         ("sender_id", lambda v: 0 < len(v) <= 11),
