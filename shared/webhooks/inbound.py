@@ -406,6 +406,18 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
     # opted_out, unknown, in_progress): record what happened, whatever it was.
     result = result if isinstance(result, Mapping) else {}
     status = str(result.get("status") or "submitted")
+    if status == "in_progress":
+        # Another attempt holds the reply's idempotency key: it may be sending right now, or it
+        # failed and could not release the key (which then expires). Finishing the hand-off here
+        # would lose the reply for good; a 503 makes Vonage ask again, and then the key replays
+        # the sent reply or is free to send it.
+        log.warning("inbound reply held by another attempt; asking Vonage to retry", extra={"message_id": message_id})
+        raise ServiceError(
+            "the reply to this message is being sent by another attempt; retry later",
+            code="handoff_in_progress",
+            status=503,
+            retry_after=5,
+        )
     outcome: dict[str, Any] = {"sent": status == "submitted", "status": status}
     for name in ("id", "message_id", "message_uuid"):
         if isinstance(result.get(name), str):
