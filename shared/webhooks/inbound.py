@@ -398,6 +398,8 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
             return _reply_failed(message_id, exc.code)
         raise  # our store is failing: 503, Vonage retries, the key prevents a second send
     except ServiceError as exc:
+        if exc.code == "idempotency_in_progress":
+            raise _reply_held(message_id) from exc
         return _reply_failed(message_id, exc.code, getattr(exc, "vonage_code", None))
     except Exception as exc:
         log.error("inbound reply failed unexpectedly", extra={"message_id": message_id, "error": type(exc).__name__})
@@ -407,17 +409,7 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
     result = result if isinstance(result, Mapping) else {}
     status = str(result.get("status") or "submitted")
     if status == "in_progress":
-        # Another attempt holds the reply's idempotency key: it may be sending right now, or it
-        # failed and could not release the key (which then expires). Finishing the hand-off here
-        # would lose the reply for good; a 503 makes Vonage ask again, and then the key replays
-        # the sent reply or is free to send it.
-        log.warning("inbound reply held by another attempt; asking Vonage to retry", extra={"message_id": message_id})
-        raise ServiceError(
-            "the reply to this message is being sent by another attempt; retry later",
-            code="handoff_in_progress",
-            status=503,
-            retry_after=5,
-        )
+        raise _reply_held(message_id)
     outcome: dict[str, Any] = {"sent": status == "submitted", "status": status}
     for name in ("id", "message_id", "message_uuid"):
         if isinstance(result.get(name), str):
@@ -432,6 +424,22 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
     else:
         log.warning("inbound reply not sent", extra={"message_id": message_id, "reply_status": status, "error_code": outcome.get("error")})
     return outcome
+
+
+def _reply_held(message_id: str) -> ServiceError:
+    """Another attempt holds the reply's idempotency key (the request's or the recipient's).
+
+    It may be sending right now, or it failed and could not release the key (which then
+    expires). Finishing the hand-off would lose the reply for good; a 503 makes Vonage ask
+    again, and then the key replays the sent reply or is free to send it.
+    """
+    log.warning("inbound reply held by another attempt; asking Vonage to retry", extra={"message_id": message_id})
+    return ServiceError(
+        "the reply to this message is being sent by another attempt; retry later",
+        code="handoff_in_progress",
+        status=503,
+        retry_after=5,
+    )
 
 
 def _reply_failed(message_id: str, code: str, vonage_code: Any = None) -> dict[str, Any]:
