@@ -1,0 +1,1 @@
+"""Hardening suite (issue 9): OpenAPI agreement, fuzzing, chaos, security checks."""

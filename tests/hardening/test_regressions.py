@@ -1,0 +1,130 @@
+"""Regression tests for the bugs the hardening runs (chaos, fuzzing) found, one per fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.messages.records import (
+    MESSAGES,
+    StatusEvent,
+    attach_vonage_ids,
+    new_message_record,
+    record_status_event,
+)
+from shared.store.sqlite import SQLiteStateStore
+from tests.fixtures.hardening import HARDENING_API_TOKEN
+
+
+@pytest.fixture
+def sqlite(tmp_path: Any) -> Any:
+    store = SQLiteStateStore(str(tmp_path / "regressions.sqlite3"))
+    yield store
+    store.close()
+
+
+def test_an_sms_receipt_retried_with_a_new_timestamp_enters_the_history_once(sqlite: Any) -> None:
+    # GIVEN a sent SMS and its delivered receipt, applied once (the webhook then failed with a
+    # 503 before it was marked done, so Vonage retries it)
+    sqlite.create(MESSAGES, "msg_1", new_message_record("msg_1", channel="sms", api="sms", to="+447700900123", sender="Acme"))
+    attach_vonage_ids(sqlite, "msg_1", [{"vonage_id": "part-1"}])
+    first = StatusEvent("part-1", "delivered", timestamp="2026-01-30 12:00:05", error_code="0", source="sms")
+    assert record_status_event(sqlite, first) == "applied"
+    # WHEN the retry arrives rendered afresh: Vonage's message-timestamp is when it pushed this attempt
+    retry = StatusEvent("part-1", "delivered", timestamp="2026-01-30 12:01:05", error_code="0", source="sms")
+    # THEN it changes nothing
+    assert record_status_event(sqlite, retry) == "duplicate"
+    history = sqlite.get(MESSAGES, "msg_1")["history"]
+    assert [entry["status"] for entry in history] == ["pending", "submitted", "delivered"]
+
+
+def test_a_messages_api_status_keeps_its_own_time_in_the_key(sqlite: Any) -> None:
+    # Messages API statuses carry the event's own time: two reads at two times are two events.
+    sqlite.create(MESSAGES, "msg_2", new_message_record("msg_2", channel="whatsapp", api="messages", to="+447700900123", sender="447700900000"))
+    attach_vonage_ids(sqlite, "msg_2", [{"vonage_id": "uuid-2"}])
+    for at in ("2026-01-30T12:00:05Z", "2026-01-30T12:00:09Z"):
+        assert record_status_event(sqlite, StatusEvent("uuid-2", "read", timestamp=at, source="messages")) == "applied"
+
+
+def test_send_records_its_result_through_a_brief_store_failure(hardening_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a store whose next write of a message record and next idempotency completion fail
+    # (after Vonage accepted the message: the caller cannot retry without sending it twice)
+    import functions.send
+    from shared.messages.idempotency import IDEMPOTENCY
+    from tests.fixtures.webhooks import FaultyStore
+
+    store = FaultyStore(hardening_stack.store)
+    monkeypatch.setattr(functions.send, "get_store", lambda: store)
+    store.fail("update", MESSAGES, times=1)
+    store.fail("update", IDEMPOTENCY, times=1)
+    # WHEN a message is sent with an Idempotency-Key
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.post(
+            "/send",
+            json={"to": "+447911123456", "text": "hello"},
+            headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}", "Idempotency-Key": "regress-1"},
+        )
+    # THEN the record has its Vonage id and the key holds the result (both writes were retried)
+    assert response.status_code == 202, response.text
+    record = store.inner.get(MESSAGES, response.json()["id"])
+    assert record["vonage_ids"] == response.json()["vonage_ids"] and record["status"] in ("submitted", "delivered")
+    keys = store.inner.query(IDEMPOTENCY, limit=10)
+    assert sorted(doc["status"] for doc in keys) == ["completed", "released"]  # recipient key, request key
+    assert "warning" not in response.json()
+
+
+def test_a_reply_held_by_another_attempt_is_retried_not_dropped(sqlite: Any, tmp_path: Any) -> None:
+    # GIVEN an earlier attempt that failed after claiming the reply's idempotency key and could
+    # not release it (the store failed twice in a row): the send path answers "in_progress"
+    from shared.config import Settings
+    from shared.errors import ServiceError
+    from shared.webhooks.inbound import INBOUND, receive_inbound
+    from tests.fixtures.webhooks import sms_inbound
+
+    answers = [{"status": "in_progress"}, {"status": "submitted", "id": "msg_reply"}]
+    sent: list[dict[str, Any]] = []
+
+    def send(**kwargs: Any) -> dict[str, Any]:
+        sent.append(kwargs)
+        return answers.pop(0)
+
+    settings = Settings(inbound_handler="examples.echo_bot:handle", signature_secret="x" * 16)
+    fields = sms_inbound("hello there", msisdn="447911123456")
+    # WHEN the webhook is processed
+    with pytest.raises(ServiceError) as refused:
+        receive_inbound(fields, settings=settings, store=sqlite, send=send)
+    # THEN Vonage is asked to retry (the hand-off is not finished without its reply) ...
+    assert refused.value.status == 503 and refused.value.code == "handoff_in_progress"
+    assert sqlite.get(INBOUND, fields["messageId"])["handoff"]["state"] == "pending"
+    # ... and the retry sends the reply once the key is free
+    assert receive_inbound(fields, settings=settings, store=sqlite, send=send)["result"] == "duplicate"
+    handoff = sqlite.get(INBOUND, fields["messageId"])["handoff"]
+    assert handoff["state"] == "done" and handoff["reply_result"]["sent"] is True
+    assert [call["idempotency_key"] for call in sent] == [f"inbound-reply:{fields['messageId']}"] * 2
+
+
+def test_a_reply_whose_request_key_is_held_is_retried_not_dropped(sqlite: Any) -> None:
+    # The same when the send path refuses at the request-level key (409 idempotency_in_progress).
+    from shared.config import Settings
+    from shared.errors import ServiceError
+    from shared.messages.idempotency import IdempotencyInProgressError
+    from shared.webhooks.inbound import INBOUND, receive_inbound
+    from tests.fixtures.webhooks import sms_inbound
+
+    answers: list[Any] = [IdempotencyInProgressError("busy", retry_after=1.0), {"status": "submitted", "id": "msg_r"}]
+
+    def send(**kwargs: Any) -> dict[str, Any]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    settings = Settings(inbound_handler="examples.echo_bot:handle", signature_secret="x" * 16)
+    fields = sms_inbound("hello again", msisdn="447911123456")
+    with pytest.raises(ServiceError) as refused:
+        receive_inbound(fields, settings=settings, store=sqlite, send=send)
+    assert refused.value.status == 503 and refused.value.code == "handoff_in_progress"
+    receive_inbound(fields, settings=settings, store=sqlite, send=send)
+    assert sqlite.get(INBOUND, fields["messageId"])["handoff"]["reply_result"]["sent"] is True
