@@ -1,6 +1,6 @@
 """A local Vonage sandbox: the SMS, Messages, Verify v2 and legacy Verify APIs, offline.
 
-It speaks Vonage's wire formats (shared/docs/vonage-api.md), checks credentials the way
+It speaks Vonage's documented wire formats, checks credentials the way
 Vonage does, keeps a balance, throttles, honours trial-account allow-lists, delivers
 signed receipts, inbound messages and Verify callbacks to webhooks, puts Verify codes in
 an inbox a person or a test can read, and injects faults on demand. Dev and test tooling:
