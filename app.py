@@ -42,6 +42,10 @@ def function_app(name: str, handler: Callable[[Any], Any]) -> Any:
 
     app.add_url_rule("/", "root", view, methods=methods, strict_slashes=False)
     app.add_url_rule("/<path:path>", "path", view, methods=methods)
+    # A path the rule cannot match (one with a newline in it) or a method not listed above would
+    # get Flask's HTML error page; they belong to the function too, which answers in JSON.
+    app.register_error_handler(404, lambda _: view())
+    app.register_error_handler(405, lambda _: view())
     return app
 
 
