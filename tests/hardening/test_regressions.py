@@ -128,3 +128,15 @@ def test_a_reply_whose_request_key_is_held_is_retried_not_dropped(sqlite: Any) -
     assert refused.value.status == 503 and refused.value.code == "handoff_in_progress"
     receive_inbound(fields, settings=settings, store=sqlite, send=send)
     assert sqlite.get(INBOUND, fields["messageId"])["handoff"]["reply_result"]["sent"] is True
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/send/%2B%0A"), ("PROPFIND", "/send/x"), ("TRACE", "/verify-start")])
+def test_a_path_or_method_the_url_rule_cannot_match_still_reaches_the_function(
+    hardening_stack: Any, method: str, path: str
+) -> None:
+    # Found by schemathesis: a newline in the path gave Flask's HTML 404 page, not our JSON.
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.request(method, path, headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}"})
+    assert response.status_code in (404, 405)
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] in ("not_found", "method_not_allowed")
