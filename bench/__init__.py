@@ -1,0 +1,1 @@
+"""Benchmarks: cold start, webhook bursts, bulk pacing, CPU per message, memory (``./bench.sh``)."""

@@ -1,0 +1,1 @@
+"""Baseline apps the benchmarks compare against (never deployed)."""

@@ -1,0 +1,207 @@
+"""2. Webhook acknowledgement under a burst.
+
+The one-process app runs under gunicorn with scripts/serve.sh's settings (one gthread worker,
+8 threads) on the embedded SQLite store and on the Firestore emulator. A burst of signed
+status and inbound deliveries (see ``bench.workload``: 10% are repeats, as Vonage redelivers)
+arrives from 16 client threads on keep-alive connections. Throughput and p50/p99 latency are
+reported next to a no-op function mounted at the same paths on the same server settings.
+After each run the store is read back: every event applied exactly once (none lost, none
+doubled). Backends run in a rotating order; medians over the runs are reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.emulator import FirestoreEmulator
+from bench.harness import BenchError, Child, base_env, free_port, gunicorn_command, median, wait_for_answer
+from bench.load import run_load
+from bench.stack import Credentials, function_env, unique_suffix
+from bench.workload import Delivery, WebhookWorkload
+
+__all__ = ["run_burst", "serve_app"]
+
+FIRESTORE_PROJECT = "vonage-functions-bench"
+_APPS = {"noop": "bench.baselines.noop:app", "sqlite": "app:app", "firestore": "app:app"}
+_LABELS = {
+    "noop": "no-op function (baseline)",
+    "sqlite": "inbound + status, embedded SQLite store",
+    "firestore": "inbound + status, Firestore emulator",
+}
+
+
+def serve_app(app: str, env: dict[str, str], log_path: Path) -> tuple[Child, int]:
+    """Start gunicorn (serve.sh settings) for ``app`` and wait until /healthz answers."""
+    port = free_port()
+    child = Child(gunicorn_command(app, port), base_env(env), log_path).start()
+    try:
+        _, answer = wait_for_answer(child, port, "GET", "/healthz")
+    except BaseException:
+        child.stop()
+        raise
+    if answer.status != 200:
+        child.stop()
+        raise BenchError(f"{app}: /healthz answered {answer.status}")
+    return child, port
+
+
+def _store_env(backend: str, run_dir: Path, emulator: FirestoreEmulator | None) -> tuple[dict[str, str], Any]:
+    """The child's store variables, and the same store opened here for setup and checks."""
+    if backend == "firestore":
+        assert emulator is not None
+        prefix = f"bench{unique_suffix()}_"
+        env = {
+            "STATE_BACKEND": "firestore",
+            "FIRESTORE_EMULATOR_HOST": emulator.host,
+            "GOOGLE_CLOUD_PROJECT": FIRESTORE_PROJECT,
+            "FIRESTORE_COLLECTION_PREFIX": prefix,
+        }
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host  # the client here finds the emulator
+        from shared.store.firestore import FirestoreStateStore
+
+        return env, FirestoreStateStore(project=FIRESTORE_PROJECT, prefix=prefix)
+    path = run_dir / f"burst-{backend}-{unique_suffix()}.sqlite3"
+    from shared.store.sqlite import SQLiteStateStore
+
+    return {"STATE_BACKEND": "sqlite", "STATE_SQLITE_PATH": str(path)}, SQLiteStateStore(str(path))
+
+
+def _burst_once(
+    backend: str,
+    creds: Credentials,
+    run_dir: Path,
+    count: int,
+    concurrency: int,
+    seed: int,
+    emulator: FirestoreEmulator | None,
+) -> dict[str, Any]:
+    workload = WebhookWorkload(creds, count, seed=seed)
+    warmup = WebhookWorkload(creds, 4 * concurrency, seed=seed + 1000)
+    store_env, store = _store_env(backend, run_dir, emulator)
+    try:
+        if backend != "noop":
+            workload.prepare(store)
+            warmup.prepare(store)
+        env = function_env(creds, application=False) | store_env
+        child, port = serve_app(_APPS[backend], env, run_dir / "logs" / f"burst-{backend}.log")
+        try:
+            build = _builder(creds)
+            run_load(port, warmup.deliveries, build, concurrency=concurrency)  # lazy imports, pools
+            result = run_load(port, workload.deliveries, build, concurrency=concurrency, deadline=900.0)
+        finally:
+            child.stop()
+        summary = result.summary()
+        summary["check"] = workload.check(store) if backend != "noop" else None
+        return summary
+    finally:
+        store.close()
+
+
+def _builder(creds: Credentials) -> Callable[[Delivery], tuple[str, str, bytes, dict[str, str]]]:
+    def build(delivery: Delivery) -> tuple[str, str, bytes, dict[str, str]]:
+        body, headers = delivery.render(creds)
+        return "POST", delivery.path, body, headers
+
+    return build
+
+
+def run_burst(
+    creds: Credentials,
+    run_dir: Path,
+    *,
+    count: int,
+    concurrency: int,
+    rounds: int,
+    firestore: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Burst ``count`` deliveries ``rounds`` times per backend; medians, checks, the bar."""
+    emulator: FirestoreEmulator | None = None
+    skipped: str | None = None
+    backends = ["noop", "sqlite"]
+    if firestore:
+        emulator = FirestoreEmulator(run_dir / "logs")
+        if emulator.start():
+            backends.append("firestore")
+        else:
+            skipped = emulator.unavailable
+    else:
+        skipped = "not requested (--no-firestore)"
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+    try:
+        for round_index in range(rounds):
+            shift = round_index % len(backends)
+            for backend in backends[shift:] + backends[:shift]:
+                runs[backend].append(
+                    _burst_once(backend, creds, run_dir, count, concurrency, round_index + 1, emulator)
+                )
+            log(f"webhook burst: round {round_index + 1}/{rounds} done")
+    finally:
+        if emulator is not None:
+            emulator.stop()
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+
+    noop = median(r["throughput"] for r in runs["noop"])
+    rows: list[dict[str, Any]] = []
+    for backend in ("noop", "sqlite", "firestore"):
+        if backend not in runs:
+            rows.append({"name": backend, "label": _LABELS[backend], "skipped": skipped})
+            continue
+        results = runs[backend]
+        checks = [r["check"] for r in results if r["check"] is not None]
+        non_200 = sum(n for r in results for s, n in r["statuses"].items() if s != "200")
+        rows.append(
+            {
+                "name": backend,
+                "label": _LABELS[backend],
+                "throughput": median(r["throughput"] for r in results),
+                "p50_ms": median(r["p50_ms"] for r in results),
+                "p99_ms": median(r["p99_ms"] for r in results),
+                "vs_noop_throughput": median(r["throughput"] for r in results) / noop,
+                "non_200": non_200,
+                "failures": sum(len(r["failures"]) for r in results),
+                "lost": sum(c["lost"] for c in checks) if checks else None,
+                "doubled": sum(c["doubled"] for c in checks) if checks else None,
+                "examples": [e for c in checks for e in c["examples"]][:5],
+                "results": _merge(r["results"] for r in results),
+                "runs": results,
+            }
+        )
+    sqlite = next(r for r in rows if r["name"] == "sqlite")
+    stored = [r for r in rows if r["name"] != "noop" and not r.get("skipped")]
+    clean = all(r["lost"] == 0 and r["doubled"] == 0 and r["non_200"] == 0 and r["failures"] == 0 for r in stored)
+    return {
+        "deliveries": count,
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "rows": rows,
+        "firestore_skipped": skipped,
+        "bars": [
+            {
+                "id": "2a",
+                "text": "p99 acknowledgement under 100 ms with the embedded store",
+                "met": sqlite["p99_ms"] < 100.0,
+                "value": f"p99 {sqlite['p99_ms']:.1f} ms (p50 {sqlite['p50_ms']:.1f} ms)",
+            },
+            {
+                "id": "2b",
+                "text": "no event lost or doubled (store read back after every run), every answer 200",
+                "met": clean,
+                "value": "; ".join(
+                    f"{r['name']}: lost {r['lost']}, doubled {r['doubled']}, non-200 {r['non_200']}" for r in stored
+                )
+                + ("" if not skipped else f"; Firestore not run: {skipped}"),
+            },
+        ],
+    }
+
+
+def _merge(counters: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counter in counters:
+        for key, value in counter.items():
+            total[key] = total.get(key, 0) + value
+    return total
