@@ -92,7 +92,12 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     from flask import Response
 
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    response = Response(body, status=status, mimetype="application/json")
+    try:
+        encoded = body.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from a \ud800 escape a caller sent) cannot be UTF-8: escape it instead.
+        encoded = json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
+    response = Response(encoded, status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -143,6 +148,10 @@ def read_json(request: flask.Request, max_bytes: int, *, body: bytes | None = No
         raise BadRequestError(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     if not isinstance(parsed, dict):
         raise BadRequestError("the body must be a JSON object", code="invalid_json")
+    if b"\\u" in data and not _is_valid_unicode(parsed):
+        # JSON escapes can spell an unpaired UTF-16 surrogate ("\ud800"), which is no character:
+        # it cannot be stored, logged or answered as UTF-8, so it is refused here, once.
+        raise BadRequestError("the JSON contains an unpaired surrogate escape (\\uD800-\\uDFFF)", code="invalid_json")
     return parsed
 
 
@@ -234,6 +243,14 @@ def _flat(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
+
+
+def _is_valid_unicode(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject_constant(name: str) -> Any:
