@@ -140,3 +140,34 @@ def test_a_path_or_method_the_url_rule_cannot_match_still_reaches_the_function(
     assert response.status_code in (404, 405)
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] in ("not_found", "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/send", b'{"\\ud800": 1}'),  # echoed in the unknown_field message: was Flask's HTML 500
+        ("/inbound?token={token}", b'{"msisdn": "447911123456", "to": "447700900000", "messageId": "A\\ud800", "text": "x"}'),
+        ("/status?token={token}", b'{"messageId": "\\udfff", "status": "delivered"}'),  # was a 500 at the store
+    ],
+)
+def test_an_unpaired_surrogate_escape_is_a_400_not_a_500(hardening_stack: Any, path: str, body: bytes) -> None:
+    from tests.fixtures.hardening import HARDENING_WEBHOOK_TOKEN
+
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.post(
+            path.format(token=HARDENING_WEBHOOK_TOKEN),
+            content=body,
+            headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}", "Content-Type": "application/json"}
+            if path == "/send" else {"Content-Type": "application/json"},
+        )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+
+
+def test_json_response_escapes_what_utf8_cannot_carry() -> None:
+    import flask
+
+    from shared.web import json_response
+
+    with flask.Flask(__name__).app_context():
+        response = json_response({"value": "a\ud800b"})
+    assert response.get_data() == b'{"value":"a\\ud800b"}'
