@@ -491,5 +491,6 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {_plain_key(k): _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v, depth + 1) for v in value]
+        # No store takes an array directly inside an array (Firestore refuses it): keep those as JSON text.
+        return [json.dumps(v, default=str) if isinstance(v, (list, tuple)) else _plain(v, depth + 1) for v in value]
     return str(value)
