@@ -89,7 +89,7 @@ def test_send_survives_odd_phone_formats_and_valid_looking_bodies(client: Any) -
     )
     def run(to: Any, text: str, extra: dict[str, Any]) -> None:
         body = check_answer(_post_json(client, "/send", {"to": to, "text": text, **extra}), "POST", "/send")
-        if body is not None and body.get("status") == "submitted":
+        if body is not None and body.get("status") == "submitted" and body.get("channel") != "messenger":
             assert body["to"].startswith("+") and body["to"][1:].isdigit(), "a sent message's number is E.164"
 
     run()

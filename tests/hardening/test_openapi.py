@@ -247,6 +247,7 @@ class _Errors:
             "POST /verify-start": {"number": VERIFY_MOBILE, "brand": "Acme"},
             "POST /verify-check": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315", "code": "1234"},
             "POST /verify-cancel": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"},
+            "DELETE /verify-cancel": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"},
             "POST /inbound": {"msisdn": "447911123456", "to": "447700900000", "messageId": "0B0000001234ABCD", "text": "hi"},
             "POST /status": {"messageId": "0B0000001234ABCE", "status": "delivered", "err-code": "0"},
         }
@@ -341,7 +342,7 @@ def _wrong_code(errors: _Errors, label: str, times: int) -> httpx.Response:
 
 
 def _cancel_request(errors: _Errors, label: str, request_id: str) -> httpx.Response:
-    if label == "POST /verify-cancel":
+    if not label.endswith("{request_id}"):
         return errors.call(label, json_body={"request_id": request_id})
     return errors.call(label, path=f"/verify-cancel/{request_id}")
 
@@ -355,7 +356,7 @@ def _after_start(errors: _Errors, label: str, then: Callable[[], None], check: b
     return _cancel_request(errors, label, request_id)
 
 
-_CANCELS = ("POST /verify-cancel", "POST /verify-cancel/{request_id}", "DELETE /verify-cancel/{request_id}")
+_CANCELS = ("POST /verify-cancel", "DELETE /verify-cancel", "POST /verify-cancel/{request_id}", "DELETE /verify-cancel/{request_id}")
 _STATUS_VERIFY_BAD = {"request_id": "", "type": "event", "channel": "sms", "status": "completed"}
 
 # (operation, status) -> how to produce it. Generic rows are expanded for every operation below.

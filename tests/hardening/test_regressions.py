@@ -171,3 +171,16 @@ def test_json_response_escapes_what_utf8_cannot_carry() -> None:
     with flask.Flask(__name__).app_context():
         response = json_response({"value": "a\ud800b"})
     assert response.get_data() == b'{"value":"a\\ud800b"}'
+
+
+def test_an_inbound_message_with_an_array_inside_an_array_is_stored(hardening_stack: Any) -> None:
+    # Found by the long fuzz profile: the store refuses nested arrays (as Firestore does): a 500.
+    from tests.fixtures.hardening import HARDENING_WEBHOOK_TOKEN
+
+    payload = {"channel": "whatsapp", "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-000000000001", "from": "447911123456",
+               "to": "447700900000", "message_type": "text", "text": "hi", "context": {"d": [[1, 2], {"x": [[3]]}]}}
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.post("/inbound", params={"token": HARDENING_WEBHOOK_TOKEN}, json=payload)
+    assert response.status_code == 200, response.text
+    stored = hardening_stack.store.get("inbound", payload["message_uuid"])
+    assert stored["details"]["context"] == {"d": ["[1, 2]", {"x": ["[3]"]}]}
