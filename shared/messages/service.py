@@ -79,8 +79,8 @@ FATAL_CODES = frozenset(
     {"misconfigured", "vonage_auth_failed", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
 )
 INTERNAL_SCOPE = "internal"
-# Pauses between attempts of a store write that records a send already made (~1.5 s in all).
-AFTER_SEND_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.2, 0.4, 0.7)
+# Pauses between attempts of a store write that records a send already made (~3 s in all).
+AFTER_SEND_RETRY_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0)
 _MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
 _VONAGE_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
