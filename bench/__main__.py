@@ -1,11 +1,11 @@
 """``python -m bench``: run the benchmarks, print the tables, keep the raw results.
 
-    ./bench.sh                      the full profile (about 15 minutes), printed
+    ./bench.sh                      the full profile (about 10 minutes), printed
     ./bench.sh --write              ... and the report stored in bench/RESULTS.md
     ./bench.sh --quick              every benchmark scaled down (a smoke run, ~30 s)
     ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory
 
-Raw results go to ``bench/.runs/<time>/results.json`` with the children's logs. Exit status
+Raw results go to ``bench/.runs/<time>/results.json`` (``--runs-dir``) with the children's logs. Exit status
 0 when every benchmark ran (met bars or not; ``--strict`` makes an unmet bar exit 3), 1 when a
 benchmark could not run.
 """
@@ -100,11 +100,11 @@ def _dev_packages() -> str:
     return ", ".join(found)
 
 
-def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool) -> dict[str, Any]:
+def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool, runs_dir: Path = RUNS_DIR) -> dict[str, Any]:
     """Run ``sections`` with ``profile``; the results (also written to a run directory)."""
     started = time.time()
     stamp = dt.datetime.now(dt.UTC)
-    run_dir = RUNS_DIR / stamp.strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir.resolve() / stamp.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     creds = new_credentials()
@@ -115,9 +115,9 @@ def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool) -> dict
         "dev_packages": _dev_packages(),
         "machine": machine.to_dict(),
         "sections": {},
-        "run_dir": str(run_dir.relative_to(ROOT)),
+        "run_dir": _shown(run_dir),
     }
-    _log(f"{profile.name} profile: {', '.join(sections)}; logs in {run_dir.relative_to(ROOT)}")
+    _log(f"{profile.name} profile: {', '.join(sections)}; logs in {_shown(run_dir)}")
     # Our JSON log lines from code run in this process (sandbox, setup) go to a file, not the report.
     log_file = open(run_dir / "bench.log", "a")  # noqa: SIM115 - lives as long as the run
     saved_stdout = os.dup(1)
@@ -135,6 +135,10 @@ def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool) -> dict
     results["duration_s"] = time.time() - started
     (run_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     return results
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _run_section(section: str, p: Profile, creds: Any, run_dir: Path, firestore: bool) -> dict[str, Any]:
@@ -187,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"store the report in {RESULTS_FILE.relative_to(ROOT)}")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--strict", action="store_true", help="exit 3 when a bar is not met")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=RUNS_DIR, help="where each run keeps its logs and raw results (bench/.runs)"
+    )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
     unknown = [s for s in sections if s not in SECTIONS]
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     profile = QUICK if args.quick else FULL
     try:
-        results = run(profile, sections, firestore=not args.no_firestore)
+        results = run(profile, sections, firestore=not args.no_firestore, runs_dir=args.runs_dir)
     except Exception:  # any failure of the harness or of a run: say so, exit 1
         traceback.print_exc()
         _log("a benchmark could not run: see the error above and the logs in bench/.runs/")

@@ -97,6 +97,13 @@ class _Context:
         self.creds = creds
         self.run_dir = run_dir
         self.sandbox = start_sandbox(creds)
+        # The SDK only speaks https: its first send goes to a second sandbox serving TLS.
+        self.tls_sandbox = start_sandbox(creds, tls=True)
+        self.sdk_send_env = {
+            "SDK_API_HOST": self.tls_sandbox.host,
+            "SDK_REST_HOST": self.tls_sandbox.host,
+            "REQUESTS_CA_BUNDLE": str(self.tls_sandbox.ca_file),
+        }
         self.state_path = run_dir / "cold.sqlite3"
         self.env = function_env(creds, state_path=self.state_path, sandbox_url=self.sandbox.url)
         self._client: Any = None
@@ -148,6 +155,7 @@ class _Context:
 
         deps.reset()
         self.sandbox.stop()
+        self.tls_sandbox.stop()
 
 
 def _json_body(data: dict[str, Any]) -> bytes:
@@ -161,6 +169,10 @@ def _probe(name: str, ctx: _Context) -> Probe:
         return Probe("GET", "/", None, {}, 200, lambda body: True)
     if name in ("sdk", "sdk_gunicorn"):
         return Probe("GET", "/", None, {}, 200, lambda body: True)
+    if name == "sdk_send":
+        body = _json_body({"to": "447700100123", "text": "Cold start check"})
+        headers = {"Content-Type": "application/json"}
+        return Probe("POST", "/", body, headers, 200, lambda b: b.get("status") == "0")
     if name in ("send", "app"):
         body = _json_body({"to": "+447700100123", "text": "Cold start check", "dry_run": True})
         path = "/send" if name == "app" else "/"
@@ -227,6 +239,15 @@ def _targets() -> list[Target]:
         targets.append(Target(name, name, "functions-framework", ff(name, "main.py")))
     targets.append(
         Target(
+            "sdk_send",
+            "Flask + vonage SDK, first request a real send (reference)",
+            "functions-framework",
+            ff("sdk_function", "bench/baselines/sdk_app.py"),
+            True,
+        )
+    )
+    targets.append(
+        Target(
             "sdk_gunicorn",
             "Flask + vonage SDK (baseline)",
             "gunicorn",
@@ -241,6 +262,8 @@ def _targets() -> list[Target]:
 def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
     probe = _probe(target.name, ctx)
     port = free_port()
+    if target.name == "sdk_send":
+        env = env | ctx.sdk_send_env
     child = Child(target.command(port), env, ctx.run_dir / "logs" / f"cold-{target.name}.log")
     child.start()
     try:
@@ -381,6 +404,7 @@ def _describe(name: str) -> str:
         "hello": "GET / → 200",
         "sdk": "GET / (the form) → 200",
         "sdk_gunicorn": "GET / (the form) → 200",
+        "sdk_send": "POST a real SMS (sandbox, https) → 200",
         "send": "POST dry-run send → 200",
         "app": "POST /send dry-run → 200",
         "verify_start": "POST start (sandbox) → 202",

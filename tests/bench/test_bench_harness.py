@@ -31,7 +31,7 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     out = tmp_path / "results.json"
     # WHEN the harness runs as ./bench.sh runs it
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--no-firestore", "--json", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--no-firestore", "--json", str(out), "--runs-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
