@@ -127,7 +127,15 @@ def read_body(request: flask.Request, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLargeError(f"the body is over the {max_bytes}-byte limit")
-    data = request.get_data(cache=True)
+    # A streamed (chunked) body declares no length: werkzeug then stops reading one byte past
+    # the limit (enough for the check below to see it is over), rather than reading it all.
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    request.max_content_length = max_bytes + 1
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge as exc:
+        raise PayloadTooLargeError(f"the body is over the {max_bytes}-byte limit") from exc
     if len(data) > max_bytes:
         raise PayloadTooLargeError(f"the body is over the {max_bytes}-byte limit")
     return data
