@@ -184,3 +184,33 @@ def test_an_inbound_message_with_an_array_inside_an_array_is_stored(hardening_st
     assert response.status_code == 200, response.text
     stored = hardening_stack.store.get("inbound", payload["message_uuid"])
     assert stored["details"]["context"] == {"d": ["[1, 2]", {"x": ["[3]"]}]}
+
+
+def test_a_streamed_body_is_not_read_past_the_limit(hardening_stack: Any) -> None:
+    # A chunked body declares no length: it used to be read whole, then measured.
+    import io
+
+    import app as one_process_app
+    from shared.config import Settings
+
+    class Endless(io.RawIOBase):
+        consumed = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            buffer[:] = b"a" * len(buffer)
+            Endless.consumed += len(buffer)
+            return len(buffer)
+
+    client = one_process_app.create_app().test_client()
+    response = client.post(
+        "/send",
+        input_stream=io.BufferedReader(Endless()),
+        headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}", "Content-Type": "application/json",
+                 "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413 and response.json["error"]["code"] == "payload_too_large"
+    assert Endless.consumed < 2 * Settings().max_body_bytes
