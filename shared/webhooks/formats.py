@@ -473,10 +473,11 @@ def _decimal_text(value: str | None) -> str | None:
 
 
 def _plain_key(key: Any) -> str:
-    # Firestore refuses empty field names and reserves __name__-style ones.
+    # Firestore refuses empty field names and reserves __name__-style ones. A prefix that is not
+    # an underscore takes a name out of that form ("_" + "__x__" + "_" would still be in it).
     text = str(key)
-    if not text or (text.startswith("__") and text.endswith("__")):
-        return "_" + text + "_"
+    if not text or (len(text) >= 4 and text.startswith("__") and text.endswith("__")):
+        return "~" + text
     return text
 
 
