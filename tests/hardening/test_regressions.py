@@ -217,3 +217,16 @@ def test_a_streamed_body_is_not_read_past_the_limit(hardening_stack: Any) -> Non
     body, status, _headers = run_wsgi_app(one_process_app.create_app(), environ, buffered=True)
     assert status.startswith("413") and b"payload_too_large" in b"".join(body)
     assert Endless.consumed < 2 * Settings().max_body_bytes
+
+
+def test_an_inbound_message_with_reserved_or_empty_field_names_is_stored(hardening_stack: Any) -> None:
+    # Found by the long fuzz profile: "__x__" was renamed "___x___", still a reserved name: a 500.
+    from tests.fixtures.hardening import HARDENING_WEBHOOK_TOKEN
+
+    payload = {"channel": "whatsapp", "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-000000000002", "from": "447911123456",
+               "to": "447700900000", "message_type": "button", "button": {"__name__": "x", "": 1, "__": 2, "text": "OK"}}
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.post("/inbound", params={"token": HARDENING_WEBHOOK_TOKEN}, json=payload)
+    assert response.status_code == 200, response.text
+    stored = hardening_stack.store.get("inbound", payload["message_uuid"])
+    assert stored["details"]["button"] == {"~__name__": "x", "~": 1, "__": 2, "text": "OK"}
