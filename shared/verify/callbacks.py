@@ -95,7 +95,7 @@ def _event_entry(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     }
     if kind == "summary" and isinstance(payload.get("workflow"), list):
         entry["workflow"] = [
-            {"channel": step.get("channel"), "status": step.get("status")}
+            {name: step.get(name) if isinstance(step.get(name), str) else None for name in ("channel", "status")}
             for step in payload["workflow"][:5]
             if isinstance(step, Mapping)
         ]
