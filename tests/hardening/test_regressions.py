@@ -230,3 +230,17 @@ def test_an_inbound_message_with_reserved_or_empty_field_names_is_stored(hardeni
     assert response.status_code == 200, response.text
     stored = hardening_stack.store.get("inbound", payload["message_uuid"])
     assert stored["details"]["button"] == {"~__name__": "x", "~": 1, "__": 2, "text": "OK"}
+
+
+def test_a_verify_summary_with_odd_workflow_values_is_stored(hardening_stack: Any) -> None:
+    # Workflow steps were stored as sent: a list inside a list there made the store refuse (a 500).
+    from tests.fixtures.hardening import HARDENING_WEBHOOK_TOKEN
+
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        started = http.post("/verify-start", json={"number": "+447400123456", "brand": "Acme"},
+                            headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}"})
+        request_id = started.json()["request_id"]
+        summary = {"request_id": request_id, "type": "summary", "status": "completed", "submitted_at": "2026-01-30T12:00:00Z",
+                   "workflow": [{"channel": [["sms"]], "status": {"a": [[1]]}}, {"channel": "sms", "status": "completed"}]}
+        response = http.post("/status", params={"token": HARDENING_WEBHOOK_TOKEN}, json=summary)
+    assert response.status_code == 200 and response.json()["result"] == "applied", response.text
