@@ -32,7 +32,7 @@ from tests.fixtures.hardening import (
 )
 from tests.hardening.fuzzing import check_answer, hostile_json, hostile_text, odd_phones
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the long profile runs ten times as many examples
 
 AUTH = {"Authorization": f"Bearer {HARDENING_API_TOKEN}"}
 SEND_FIELDS = ("to", "text", "template", "channel", "api", "from", "client_ref", "ttl", "max_segments", "dry_run",

@@ -22,7 +22,7 @@ from hypothesis import given
 from tests.fixtures.hardening import HARDENING_API_TOKEN, HARDENING_WEBHOOK_TOKEN, fuzz_settings
 from tests.hardening.openapi_doc import load, operations
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the long profile runs ten times as many examples
 
 DOCUMENT = load()
 LABELS = [f"{method.upper()} {path}" for path, method, _ in operations(DOCUMENT)]
