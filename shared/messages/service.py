@@ -162,9 +162,10 @@ def send_messages(
     ``opted_out`` (422). ``scope`` separates the keys of different callers.
     """
     request = parse_send_request(body, settings)
+    # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
+    key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
         return SendOutcome(200, _dry_run_report(request, store))
-    key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     deliveries = _execute(
         _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
     )
