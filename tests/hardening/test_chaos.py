@@ -19,6 +19,7 @@ Idempotency-Key. Afterwards:
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 import uuid
@@ -154,7 +155,7 @@ def chaos(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, sandbox_factory: Any, 
         webhook_timeout=10.0,
         seed=11,
     )
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith(_STACK_ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     env = {

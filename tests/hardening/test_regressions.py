@@ -244,3 +244,11 @@ def test_a_verify_summary_with_odd_workflow_values_is_stored(hardening_stack: An
                    "workflow": [{"channel": [["sms"]], "status": {"a": [[1]]}}, {"channel": "sms", "status": "completed"}]}
         response = http.post("/status", params={"token": HARDENING_WEBHOOK_TOKEN}, json=summary)
     assert response.status_code == 200 and response.json()["result"] == "applied", response.text
+
+
+def test_a_dry_run_refuses_a_malformed_idempotency_key_too(hardening_stack: Any) -> None:
+    # Found by schemathesis: the header's documented pattern was not enforced on a dry run.
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
+        response = http.post("/send", json={"to": "+447911123456", "text": "hi", "dry_run": True},
+                             headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}", "Idempotency-Key": "tab\there"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_idempotency_key"
