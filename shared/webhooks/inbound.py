@@ -70,6 +70,8 @@ HANDOFF_LEASE = 60.0  # seconds after which a claim is presumed dead (its attemp
 HANDOFF_WAIT = 2.0  # seconds a concurrent copy waits for the claimant before answering 503
 _POLL = 0.05
 MAX_LIST = 200
+# A reply refused with one of these was not sent and may go through later: the webhook answers 503.
+RETRYABLE_REPLY_ERRORS = frozenset({"vonage_unavailable", "vonage_throttled"})
 
 # A send_text-like callable: send(to=, text=, sender=, channel=, idempotency_key=, bypass_suppression=) -> dict
 ReplySender = Callable[..., Mapping[str, Any]]
@@ -410,6 +412,18 @@ def _send_reply(record: Mapping[str, Any], decision: Mapping[str, Any], *, send:
     status = str(result.get("status") or "submitted")
     if status == "in_progress":
         raise _reply_held(message_id)
+    error = result.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    if status == "failed" and code in RETRYABLE_REPLY_ERRORS:
+        # Nothing was sent (the key was released) and trying later can work: let Vonage retry the
+        # webhook rather than finish the hand-off without the reply.
+        log.warning("inbound reply not sent yet; asking Vonage to retry", extra={"message_id": message_id, "error_code": code})
+        raise ServiceError(
+            "Vonage could not take the reply to this message now; retry later",
+            code=str(code),
+            status=503,
+            retry_after=5,
+        )
     outcome: dict[str, Any] = {"sent": status == "submitted", "status": status}
     for name in ("id", "message_id", "message_uuid"):
         if isinstance(result.get(name), str):
