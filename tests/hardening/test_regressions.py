@@ -252,3 +252,35 @@ def test_a_dry_run_refuses_a_malformed_idempotency_key_too(hardening_stack: Any)
         response = http.post("/send", json={"to": "+447911123456", "text": "hi", "dry_run": True},
                              headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}", "Idempotency-Key": "tab\there"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_a_reply_vonage_could_not_take_is_retried_not_dropped(sqlite: Any) -> None:
+    # Found by the long chaos profile: a reply refused with a 5xx after the client's retries was
+    # recorded as failed and the hand-off finished: the reply was never sent.
+    from shared.config import Settings
+    from shared.errors import ServiceError
+    from shared.webhooks.inbound import INBOUND, receive_inbound
+    from tests.fixtures.webhooks import sms_inbound
+
+    answers = [{"status": "failed", "error": {"code": "vonage_unavailable", "http_status": 503}},
+               {"status": "submitted", "id": "msg_reply"}]
+    settings = Settings(inbound_handler="examples.echo_bot:handle", signature_secret="x" * 16)
+    fields = sms_inbound("hello later", msisdn="447911123456")
+    with pytest.raises(ServiceError) as refused:
+        receive_inbound(fields, settings=settings, store=sqlite, send=lambda **kwargs: answers.pop(0))
+    assert refused.value.status == 503 and refused.value.code == "vonage_unavailable"
+    receive_inbound(fields, settings=settings, store=sqlite, send=lambda **kwargs: answers.pop(0))
+    assert sqlite.get(INBOUND, fields["messageId"])["handoff"]["reply_result"]["sent"] is True
+
+
+def test_a_reply_vonage_refused_for_good_is_recorded_not_retried(sqlite: Any) -> None:
+    from shared.config import Settings
+    from shared.webhooks.inbound import INBOUND, receive_inbound
+    from tests.fixtures.webhooks import sms_inbound
+
+    settings = Settings(inbound_handler="examples.echo_bot:handle", signature_secret="x" * 16)
+    fields = sms_inbound("hello barred", msisdn="447911123456")
+    refusal = {"status": "failed", "error": {"code": "number_barred", "http_status": 422}}
+    receive_inbound(fields, settings=settings, store=sqlite, send=lambda **kwargs: refusal)
+    handoff = sqlite.get(INBOUND, fields["messageId"])["handoff"]
+    assert handoff["state"] == "done" and handoff["reply_result"] == {"sent": False, "status": "failed", "error": "number_barred"}
