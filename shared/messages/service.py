@@ -76,7 +76,7 @@ log = get_logger("shared.messages.service")
 
 # Errors about the account or the deployment, not the recipient: a bulk send stops at the first.
 FATAL_CODES = frozenset(
-    {"misconfigured", "vonage_auth_failed", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
+    {"misconfigured", "misconfigured_vonage_credentials", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
 )
 INTERNAL_SCOPE = "internal"
 # Pauses between attempts of a store write that records a send already made (~3 s in all).

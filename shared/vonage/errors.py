@@ -83,7 +83,7 @@ _INSUFFICIENT_BALANCE = ErrorRule(
     "The Vonage account does not have enough credit. Top up the account in the Vonage dashboard.",
 )
 _AUTH_FAILED = ErrorRule(
-    "vonage_auth_failed",
+    "misconfigured_vonage_credentials",
     500,
     "Deployment misconfigured: Vonage rejected this service's credentials. Check VONAGE_API_KEY and "
     "VONAGE_API_SECRET, or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY.",

@@ -324,7 +324,7 @@ def test_bad_vonage_credentials_are_a_5xx_saying_the_deployment_is_misconfigured
     response = send_stack.http.post({**SMS, "api": api})
     assert response.status_code >= 500
     error = error_of(response)
-    assert error["code"] == "vonage_auth_failed"
+    assert error["code"] == "misconfigured_vonage_credentials"
     assert "misconfigured" in error["message"]
     assert "wrong-secret" not in response.get_data(as_text=True)
 

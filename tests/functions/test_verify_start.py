@@ -186,8 +186,8 @@ def test_legacy_refuses_channels_it_cannot_send(verify_stack):
         ("v2", {"balance": "0"}, (402, "insufficient_balance")),
         ("legacy", {"balance": "0"}, (402, "insufficient_balance")),
         ("legacy", {"trial": True, "allow_list": ()}, (422, "destination_not_allowed")),
-        ("v2", {"api_secret": "another-secret-999"}, (500, "vonage_auth_failed")),
-        ("legacy", {"api_secret": "another-secret-999"}, (500, "vonage_auth_failed")),
+        ("v2", {"api_secret": "another-secret-999"}, (500, "misconfigured_vonage_credentials")),
+        ("legacy", {"api_secret": "another-secret-999"}, (500, "misconfigured_vonage_credentials")),
     ],
 )
 def test_vonage_refusals_map_to_clear_errors(verify_stack, api, config, expected):

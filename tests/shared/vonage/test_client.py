@@ -207,7 +207,7 @@ def test_send_sms_all_parts_failed_raises_mapped_first_failure(key_settings):
     [
         ("29", "destination_not_allowed", 422),
         ("9", "insufficient_balance", 402),
-        ("4", "vonage_auth_failed", 500),
+        ("4", "misconfigured_vonage_credentials", 500),
         ("12", "text_too_long", 422),
         ("15", "invalid_sender", 422),
         ("6", "invalid_phone", 422),
@@ -280,7 +280,7 @@ def test_send_sms_http_401_maps_to_auth_failed_without_retry(key_settings):
     client, sleeps = make(key_settings, recorder)
     with pytest.raises(VonageAPIError) as info:
         client.send_sms(to=TO, sender="Acme", text="hi")
-    assert info.value.code == "vonage_auth_failed" and info.value.status == 500
+    assert info.value.code == "misconfigured_vonage_credentials" and info.value.status == 500
     assert len(recorder.requests) == 1 and sleeps == []
 
 
@@ -540,7 +540,7 @@ def test_bad_private_key_is_a_config_error_at_first_use(rsa_private_pem):
             "insufficient_balance",
             402,
         ),
-        (401, {"type": "https://developer.nexmo.com/api-errors/#unathorized"}, "vonage_auth_failed", 500),
+        (401, {"type": "https://developer.nexmo.com/api-errors/#unathorized"}, "misconfigured_vonage_credentials", 500),
         (
             422,
             {"type": "https://developer.vonage.com/api-errors/messages#1120", "title": "Invalid sender"},

@@ -105,21 +105,21 @@ REQUIRED = [
     ("verify2 402", lambda: ve.problem_error("verify2", 402, {}), "insufficient_balance", 402),
     ("sms http 402", lambda: ve.problem_error("sms", 402, None), "insufficient_balance", 402),
     # credentials
-    ("sms 4", lambda: ve.sms_error("4"), "vonage_auth_failed", 500),
-    ("legacy 4", lambda: ve.verify_legacy_error("4", body={}), "vonage_auth_failed", 500),
+    ("sms 4", lambda: ve.sms_error("4"), "misconfigured_vonage_credentials", 500),
+    ("legacy 4", lambda: ve.verify_legacy_error("4", body={}), "misconfigured_vonage_credentials", 500),
     (
         "messages 401",
         lambda: ve.problem_error("messages", 401, {"type": "https://developer.nexmo.com/api-errors/#unathorized"}),
-        "vonage_auth_failed",
+        "misconfigured_vonage_credentials",
         500,
     ),
     (
         "verify2 401",
         lambda: ve.problem_error("verify2", 401, {"Error": "Authentication Failed"}),
-        "vonage_auth_failed",
+        "misconfigured_vonage_credentials",
         500,
     ),
-    ("sms http 401", lambda: ve.problem_error("sms", 401, None), "vonage_auth_failed", 500),
+    ("sms http 401", lambda: ve.problem_error("sms", 401, None), "misconfigured_vonage_credentials", 500),
     # content and sender
     ("sms 12", lambda: ve.sms_error("12"), "text_too_long", 422),
     ("sms 7", lambda: ve.sms_error("7", error_text="Number barred."), "number_barred", 422),
@@ -287,7 +287,7 @@ def test_invalid_parameters_are_copied_into_details():
 
 def test_anchor_not_in_table_falls_back_to_http_status():
     error = ve.problem_error("messages", 401, {"type": "https://developer.nexmo.com/api-errors/#unathorized"})
-    assert error.vonage_code == "401" and error.code == "vonage_auth_failed"
+    assert error.vonage_code == "401" and error.code == "misconfigured_vonage_credentials"
 
 
 def test_vonage_text_has_phone_numbers_masked():
