@@ -107,6 +107,7 @@ ALLOWED = {
     },
     "shared/messages/service.py": {"exc.code in FATAL_CODES": "our error codes"},
     "shared/webhooks/codes.py": {"code in MESSAGES_ERRORS": "Vonage's public error codes"},
+    "shared/webhooks/inbound.py": {"code in RETRYABLE_REPLY_ERRORS": "our error codes"},
 }
 
 
