@@ -46,6 +46,7 @@ fi
 
 echo "==> adding the code"
 cp main.py app.py lambda_handler.py "$staging/"
+cp -R openapi "$staging/"   # the one-process app serves /openapi.yaml and /openapi.json
 for package in functions shared; do
   mkdir -p "$staging/$package"
   # Only the Python sources: no caches, no local state.
