@@ -49,8 +49,8 @@ cp main.py app.py lambda_handler.py "$staging/"
 cp -R openapi "$staging/"   # the one-process app serves /openapi.yaml and /openapi.json
 for package in functions shared; do
   mkdir -p "$staging/$package"
-  # Only the Python sources: no caches, no local state.
-  (cd "$package" && find . -name '*.py' -not -path '*/__pycache__/*' -print0 | xargs -0 -I{} cp --parents {} "$staging/$package/")
+  # Only the Python sources and the SQL migrations (shared/store/migrations): no caches, no local state.
+  (cd "$package" && find . \( -name '*.py' -o -name '*.sql' \) -not -path '*/__pycache__/*' -print0 | xargs -0 -I{} cp --parents {} "$staging/$package/")
 done
 
 mkdir -p "$(dirname "$OUTPUT")"

@@ -1,7 +1,7 @@
-"""The state store: one contract (:class:`StateStore`), two backends (SQLite, Firestore).
+"""The state store: one contract (:class:`StateStore`), three backends (SQLite, Firestore, PostgreSQL).
 
 Backend modules are imported only by :func:`open_store`, so importing this package never
-pulls in ``google.cloud.firestore`` (~200 ms of cold start).
+pulls in ``google.cloud.firestore`` (~200 ms of cold start) or ``psycopg``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["RateDecision", "StateStore", "open_store"]
 
 
 def open_store(settings: Settings) -> StateStore:
-    """The store ``settings.state_backend`` names ("sqlite" or "firestore"), not yet connected."""
+    """The store ``settings.state_backend`` names ("sqlite", "firestore" or "postgres"), not yet connected."""
     if settings.state_backend == "sqlite":
         from shared.store.sqlite import SQLiteStateStore
 
@@ -32,4 +32,10 @@ def open_store(settings: Settings) -> StateStore:
             )
         except ValueError as exc:
             raise ConfigError(f"FIRESTORE_COLLECTION_PREFIX is invalid: {exc}") from exc
-    raise ConfigError(f"STATE_BACKEND must be sqlite or firestore, not {settings.state_backend!r}")
+    if settings.state_backend == "postgres":
+        from shared.store.postgres import PostgresStateStore
+
+        if not settings.database_url:
+            raise ConfigError("DATABASE_URL is not set: STATE_BACKEND=postgres needs a PostgreSQL URL")
+        return PostgresStateStore(settings.database_url, pool_size=settings.postgres_pool_size)
+    raise ConfigError(f"STATE_BACKEND must be sqlite, firestore or postgres, not {settings.state_backend!r}")

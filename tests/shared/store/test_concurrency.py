@@ -1,6 +1,6 @@
 """Races: the atomic create (the dedupe primitive) and update() under real concurrency.
 
-Threads race on both backends; processes race on one SQLite file.
+Threads race on every backend; processes race on one SQLite file and on one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -88,16 +88,26 @@ def test_threads_hitting_one_rate_limit_allow_exactly_the_limit(store: StateStor
     assert sorted(r.count for r in results if r.allowed) == [1, 2, 3, 4, 5]
 
 
-# ---- SQLite: several processes on one file --------------------------------------------
+# ---- several processes on one SQLite file / one PostgreSQL database ----------------------
 
 PROCESSES = 6
 
 
-def _run_processes(target: Callable[..., None], path: Path, args: list[tuple[Any, ...]]) -> list[int | None]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where processes meet: a fresh SQLite file path, or the test database with an empty table."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared" / "race.sqlite3")
+    store = request.getfixturevalue("postgres_store")  # empties the table
+    store.close()
+    return request.getfixturevalue("postgres_url")
+
+
+def _run_processes(target: Callable[..., None], where: str, args: list[tuple[Any, ...]]) -> list[int | None]:
     # spawn, not fork: the parent may hold gRPC threads (Firestore tests) that fork would break.
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(args))
-    processes = [context.Process(target=target, args=(str(path), barrier, *extra)) for extra in args]
+    processes = [context.Process(target=target, args=(where, barrier, *extra)) for extra in args]
     for process in processes:
         process.start()
     for process in processes:
@@ -108,26 +118,20 @@ def _run_processes(target: Callable[..., None], path: Path, args: list[tuple[Any
     return [process.exitcode for process in processes]
 
 
-def test_processes_racing_to_create_one_key_exactly_one_wins(tmp_path: Path) -> None:
-    path = tmp_path / "shared" / "race.sqlite3"
-    codes = _run_processes(_workers.race_create, path, [(i,) for i in range(PROCESSES)])
+def test_processes_racing_to_create_one_key_exactly_one_wins(shared_target: str) -> None:
+    codes = _run_processes(_workers.race_create, shared_target, [(i,) for i in range(PROCESSES)])
     assert codes.count(_workers.WON) == 1 and codes.count(_workers.LOST) == PROCESSES - 1, codes
 
-    from shared.store.sqlite import SQLiteStateStore
-
-    with SQLiteStateStore(str(path)) as store:
+    with _workers.open_target(shared_target) as store:
         doc = store.get("race", "same-key")
     assert doc is not None and doc["worker"] == codes.index(_workers.WON)
 
 
-def test_processes_incrementing_one_counter_lose_no_update(tmp_path: Path) -> None:
-    path = tmp_path / "race.sqlite3"
-    codes = _run_processes(_workers.race_increment, path, [(10,)] * 4)
+def test_processes_incrementing_one_counter_lose_no_update(shared_target: str) -> None:
+    codes = _run_processes(_workers.race_increment, shared_target, [(10,)] * 4)
     assert codes == [0, 0, 0, 0]
 
-    from shared.store.sqlite import SQLiteStateStore
-
-    with SQLiteStateStore(str(path)) as store:
+    with _workers.open_target(shared_target) as store:
         assert store.get("race", "counter") == {"n": 40}
 
 

@@ -1,5 +1,5 @@
-"""The StateStore contract. Every test here runs unchanged against both backends
-(the ``store`` fixture is parametrised over sqlite and firestore)."""
+"""The StateStore contract. Every test here runs unchanged against every backend
+(the ``store`` fixture is parametrised over sqlite, firestore and postgres)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_delete_absent_is_not_an_error(store: StateStore) -> None:
 
 def test_ping(store: StateStore) -> None:
     store.ping()
-    assert store.name in ("sqlite", "firestore")
+    assert store.name in ("sqlite", "firestore", "postgres")
 
 
 # ---- expiry ------------------------------------------------------------------
