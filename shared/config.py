@@ -60,6 +60,9 @@ class Settings:
     google_cloud_project: str | None = None
     firestore_emulator_host: str | None = None
     firestore_collection_prefix: str = ""
+    # PostgreSQL (STATE_BACKEND=postgres): the URL holds a password, so it stays out of repr().
+    database_url: str | None = field(default=None, repr=False)
+    postgres_pool_size: int = 8
 
     # Phone numbers
     default_region: str | None = None
@@ -127,6 +130,9 @@ class Settings:
             google_cloud_project=env.string("GOOGLE_CLOUD_PROJECT") or env.string("GCLOUD_PROJECT"),
             firestore_emulator_host=env.string("FIRESTORE_EMULATOR_HOST"),
             firestore_collection_prefix=env.string("FIRESTORE_COLLECTION_PREFIX") or "",
+            database_url=env.string("DATABASE_URL"),
+            # One connection per server thread (serve.sh: THREADS, default 8) unless told otherwise.
+            postgres_pool_size=env.integer("POSTGRES_POOL_SIZE", env.integer("THREADS", 8, minimum=1), minimum=1),
             default_region=env.region("DEFAULT_REGION"),
             max_rps=env.number("VONAGE_MAX_RPS", 30.0, minimum=0.1),
             max_segments=env.integer("SEND_MAX_SEGMENTS", 6, minimum=1),
@@ -161,6 +167,8 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         )
         env.check_pairs()
+        if backend == "postgres" and not settings.database_url:
+            env.problems.append("DATABASE_URL is not set: STATE_BACKEND=postgres needs a PostgreSQL URL")
         if env.problems:
             raise ConfigError(env.problems)
         return settings
@@ -198,7 +206,7 @@ def _require(settings: Settings, *pairs: tuple[str, str]) -> None:
 
 
 def _choose_backend(env: _Env) -> tuple[str, str]:
-    explicit = env.choice("STATE_BACKEND", ("firestore", "sqlite"), "")
+    explicit = env.choice("STATE_BACKEND", ("firestore", "sqlite", "postgres"), "")
     if explicit:
         return explicit, "STATE_BACKEND"
     if env.string("FIRESTORE_EMULATOR_HOST"):
@@ -206,7 +214,10 @@ def _choose_backend(env: _Env) -> tuple[str, str]:
     # K_SERVICE is set by Cloud Run / Cloud Functions gen2: Firestore is the only store that survives there.
     if env.string("K_SERVICE") and (env.string("GOOGLE_CLOUD_PROJECT") or env.string("GCLOUD_PROJECT")):
         return "firestore", "running on Google Cloud"
-    return "sqlite", "no Firestore configured"
+    # Replit, Heroku, Render and Fly hand the app its database as DATABASE_URL: shared by every instance.
+    if env.string("DATABASE_URL"):
+        return "postgres", "DATABASE_URL is set"
+    return "sqlite", "neither Firestore nor DATABASE_URL configured"
 
 
 class _Env:

@@ -98,3 +98,30 @@ def test_secrets_stay_out_of_repr():
     text = repr(settings)
     for secret in ("topsecret", "tokentoken", "hooktoken"):
         assert secret not in text
+
+
+def test_database_url_chooses_postgres_unless_firestore_is_configured():
+    url = "postgresql://app:pw-0123456789@db.example:5432/app"
+    chosen = Settings.from_env({"DATABASE_URL": url})
+    assert (chosen.state_backend, chosen.state_backend_reason) == ("postgres", "DATABASE_URL is set")
+    assert chosen.database_url == url and "pw-0123456789" not in repr(chosen)
+    assert Settings.from_env({"DATABASE_URL": url, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"}).state_backend == "firestore"
+    on_gcp = {"DATABASE_URL": url, "K_SERVICE": "send", "GOOGLE_CLOUD_PROJECT": "p"}
+    assert Settings.from_env(on_gcp).state_backend == "firestore"
+    assert Settings.from_env({**on_gcp, "STATE_BACKEND": "postgres"}).state_backend == "postgres"
+    assert Settings.from_env({"DATABASE_URL": url, "STATE_BACKEND": "sqlite"}).state_backend == "sqlite"
+    plain = Settings.from_env({})
+    assert (plain.state_backend, plain.state_backend_reason) == ("sqlite", "neither Firestore nor DATABASE_URL configured")
+
+
+def test_postgres_without_database_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
+        Settings.from_env({"STATE_BACKEND": "postgres"})
+
+
+def test_postgres_pool_follows_the_server_threads():
+    assert Settings.from_env({}).postgres_pool_size == 8
+    assert Settings.from_env({"THREADS": "16"}).postgres_pool_size == 16
+    assert Settings.from_env({"THREADS": "16", "POSTGRES_POOL_SIZE": "4"}).postgres_pool_size == 4
+    with pytest.raises(ConfigError, match="POSTGRES_POOL_SIZE"):
+        Settings.from_env({"POSTGRES_POOL_SIZE": "0"})
