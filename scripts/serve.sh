@@ -7,6 +7,8 @@
 # Binds 0.0.0.0:$PORT (default 8080): /send, /verify-start, /verify-check,
 # /verify-cancel, /inbound, /status, /healthz and /readyz (app.py).
 # WEB_CONCURRENCY worker processes (default 1) x THREADS threads each (default 8).
+# State: PostgreSQL when DATABASE_URL is set (Replit's database), Firestore when configured,
+# else SQLite (warned about on a Replit deployment: see docs/postgres.md).
 # GOOGLE_CREDENTIALS_JSON (a service-account key, e.g. a Replit Secret) is written to a
 # private file and named by GOOGLE_APPLICATION_CREDENTIALS, for the Firestore client.
 set -euo pipefail
@@ -28,12 +30,23 @@ if [[ -n "${GOOGLE_CREDENTIALS_JSON:-}" && -z "${GOOGLE_APPLICATION_CREDENTIALS:
   export GOOGLE_APPLICATION_CREDENTIALS="$key_dir/google-credentials.json"
 fi
 
+# Where state lives, as shared/config.py chooses it: STATE_BACKEND, else Firestore when its
+# emulator is named, else PostgreSQL when DATABASE_URL is set (Replit sets it once the Repl has a
+# database), else SQLite.
+backend="$(printf '%s' "${STATE_BACKEND:-}" | tr -d '[:space:]' | tr '[:upper:]' '[:lower:]')"
+if [[ -z "$backend" ]]; then
+  emulator="${FIRESTORE_EMULATOR_HOST:-}" database_url="${DATABASE_URL:-}"
+  if [[ -n "${emulator// /}" ]]; then backend=firestore
+  elif [[ -n "${database_url// /}" ]]; then backend=postgres
+  else backend=sqlite; fi
+fi
+
 # An Autoscale deployment runs several short-lived copies, each with its own disk: state
 # kept in SQLite there is neither shared nor kept. Say so loudly rather than lose receipts.
-if [[ "${REPLIT_DEPLOYMENT:-}" == "1" && "${STATE_BACKEND:-}" != "firestore" ]]; then
+if [[ "${REPLIT_DEPLOYMENT:-}" == "1" && "$backend" == "sqlite" ]]; then
   echo "serve.sh: WARNING: this Replit deployment keeps its state in SQLite on a disk that is" \
-       "not shared between instances nor kept across restarts. Set STATE_BACKEND=firestore" \
-       "(see README, Replit)." >&2
+       "not shared between instances nor kept across restarts. Add a PostgreSQL database to the" \
+       "Repl (Replit then sets DATABASE_URL) or set STATE_BACKEND=firestore (see docs/postgres.md)." >&2
 fi
 
 PY="python3"

@@ -3,6 +3,7 @@ from one gunicorn process on 0.0.0.0 and the port it is given."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -70,24 +71,22 @@ class _Server:
             return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, replit) -> Iterator[_Server]:
+@contextlib.contextmanager
+def _serve(tmp: pathlib.Path, replit: dict, **extra: str) -> Iterator[_Server]:
     """The exact [deployment] run command of .replit, with a free port, as Replit runs it."""
-    tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
     log = tmp / "serve.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "STATE_", "API_TOKENS", "GOOGLE_"))}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("VONAGE_", "STATE_", "API_TOKENS", "GOOGLE_", "DATABASE_URL", "FIRESTORE_"))}
     env.update(
         PORT=str(port),
         PYTHON=sys.executable,
         API_TOKENS=TOKEN,
-        STATE_BACKEND="sqlite",
-        STATE_SQLITE_PATH=str(tmp / "state.sqlite3"),
         REPLIT_DEPLOYMENT="1",
-        GOOGLE_CREDENTIALS_JSON='{"type": "service_account"}',
         XDG_RUNTIME_DIR=str(tmp),
         VONAGE_API_KEY="k",
         VONAGE_API_SECRET="s",
+        **extra,
     )
     with open(log, "wb") as out:
         # A session of its own, so the whole gunicorn group is stopped afterwards, and only it.
@@ -114,6 +113,15 @@ def served(tmp_path_factory, replit) -> Iterator[_Server]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, replit) -> Iterator[_Server]:
+    """The deployment on SQLite (no database configured), with a Google key to write out."""
+    tmp = tmp_path_factory.mktemp("serve")
+    with _serve(tmp, replit, STATE_BACKEND="sqlite", STATE_SQLITE_PATH=str(tmp / "state.sqlite3"),
+                GOOGLE_CREDENTIALS_JSON='{"type": "service_account"}') as server:
+        yield server
 
 
 def test_the_deployment_serves_every_function_over_real_http(served):
@@ -156,3 +164,44 @@ def test_serve_refuses_a_bad_port_or_thread_count(env, message):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+# ---- PostgreSQL: Replit's own database -----------------------------------------------------
+
+
+def test_replit_has_the_postgres_client_for_its_database(replit):
+    assert [m for m in replit["modules"] if m.startswith("postgresql-")], replit["modules"]
+
+
+@pytest.mark.parametrize(
+    "env, warned",
+    [
+        ({}, True),
+        ({"DATABASE_URL": "postgresql://app:pw@db.example/app"}, False),
+        ({"DATABASE_URL": "postgresql://app:pw@db.example/app", "STATE_BACKEND": "sqlite"}, True),
+        ({"STATE_BACKEND": "postgres", "DATABASE_URL": "postgresql://app:pw@db.example/app"}, False),
+        ({"STATE_BACKEND": "firestore"}, False),
+        ({"FIRESTORE_EMULATOR_HOST": "127.0.0.1:8681"}, False),
+        ({"DATABASE_URL": "  "}, True),
+    ],
+)
+def test_the_sqlite_warning_stays_only_without_postgres_or_firestore(env, warned):
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("STATE_", "DATABASE_URL", "FIRESTORE_"))}
+    # PYTHON=true: serve.sh decides and warns, then execs `true` instead of gunicorn.
+    done = subprocess.run(["bash", str(REPO / "scripts" / "serve.sh")],
+                          env={**base, "REPLIT_DEPLOYMENT": "1", "PYTHON": "true", **env},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert ("WARNING" in done.stderr) is warned, done.stderr
+    assert "pw@" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_replit_deployment_with_a_database_keeps_its_state_in_postgres(tmp_path, replit, postgres_store):
+    from tests.fixtures.store import postgres_test_url
+
+    with _serve(tmp_path, replit, DATABASE_URL=postgres_test_url()) as server:
+        assert server.request("GET", "/readyz") == (200, {"status": "ok", "store": "postgres"})
+        log = server.log.read_text(errors="replace")
+    assert "WARNING" not in log
+    assert "DATABASE_URL is set" in log  # the choice and its reason, logged once
