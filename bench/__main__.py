@@ -3,7 +3,7 @@
     ./bench.sh                      the full profile (about 10 minutes), printed
     ./bench.sh --write              ... and the report stored in bench/RESULTS.md
     ./bench.sh --quick              every benchmark scaled down (a smoke run, ~30 s)
-    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory
+    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory, send
 
 Raw results go to ``bench/.runs/<time>/results.json`` (``--runs-dir``) with the children's logs. Exit status
 0 when every benchmark ran (met bars or not; ``--strict`` makes an unmet bar exit 3), 1 when a
@@ -30,7 +30,7 @@ from bench.stack import new_credentials
 
 __all__ = ["FULL", "Profile", "QUICK", "main"]
 
-SECTIONS = ("cold", "burst", "bulk", "cpu", "memory")
+SECTIONS = ("cold", "burst", "bulk", "cpu", "memory", "send")
 RUNS_DIR = ROOT / "bench" / ".runs"
 RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
 
@@ -52,6 +52,8 @@ class Profile:
     cpu_warmup: int
     cpu_rounds: int
     memory_requests: int
+    send_messages: int = 600
+    send_rounds: int = 3
     concurrency: int = 16
     rate: int = 30
     latency: float = 0.05
@@ -86,6 +88,8 @@ QUICK = Profile(
     cpu_warmup=3,
     cpu_rounds=1,
     memory_requests=600,
+    send_messages=48,
+    send_rounds=1,
 )
 
 
@@ -100,7 +104,9 @@ def _dev_packages() -> str:
     return ", ".join(found)
 
 
-def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool, runs_dir: Path = RUNS_DIR) -> dict[str, Any]:
+def run(
+    profile: Profile, sections: tuple[str, ...], *, firestore: bool, runs_dir: Path = RUNS_DIR, postgres: bool = True
+) -> dict[str, Any]:
     """Run ``sections`` with ``profile``; the results (also written to a run directory)."""
     started = time.time()
     stamp = dt.datetime.now(dt.UTC)
@@ -125,7 +131,7 @@ def run(profile: Profile, sections: tuple[str, ...], *, firestore: bool, runs_di
     try:
         for section in sections:
             _log(f"{section}: starting")
-            results["sections"][section] = _run_section(section, profile, creds, run_dir, firestore)
+            results["sections"][section] = _run_section(section, profile, creds, run_dir, firestore, postgres)
     finally:
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
@@ -141,7 +147,9 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _run_section(section: str, p: Profile, creds: Any, run_dir: Path, firestore: bool) -> dict[str, Any]:
+def _run_section(
+    section: str, p: Profile, creds: Any, run_dir: Path, firestore: bool, postgres: bool = True
+) -> dict[str, Any]:
     if section == "cold":
         from bench.cold import run_cold
 
@@ -156,6 +164,7 @@ def _run_section(section: str, p: Profile, creds: Any, run_dir: Path, firestore:
             concurrency=p.concurrency,
             rounds=p.burst_rounds,
             firestore=firestore,
+            postgres=postgres,
             log=_log,
         )
     if section == "bulk":
@@ -179,6 +188,19 @@ def _run_section(section: str, p: Profile, creds: Any, run_dir: Path, firestore:
         from bench.memory import run_memory
 
         return run_memory(creds, run_dir, count=p.memory_requests, concurrency=p.concurrency, log=_log)
+    if section == "send":
+        from bench.send import run_send
+
+        return run_send(
+            creds,
+            run_dir,
+            count=p.send_messages,
+            concurrency=p.concurrency,
+            rounds=p.send_rounds,
+            firestore=firestore,
+            postgres=postgres,
+            log=_log,
+        )
     raise ValueError(section)
 
 
@@ -187,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./bench.sh", description="Benchmarks against baselines, as ratios.")
     parser.add_argument("--quick", action="store_true", help="scaled-down counts (a smoke run)")
     parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
-    parser.add_argument("--no-firestore", action="store_true", help="skip the Firestore emulator run of the burst")
+    parser.add_argument("--no-firestore", action="store_true", help="skip the Firestore emulator runs (burst, send)")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs (burst, send)")
     parser.add_argument("--write", action="store_true", help=f"store the report in {RESULTS_FILE.relative_to(ROOT)}")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--strict", action="store_true", help="exit 3 when a bar is not met")
@@ -201,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     profile = QUICK if args.quick else FULL
     try:
-        results = run(profile, sections, firestore=not args.no_firestore, runs_dir=args.runs_dir)
+        results = run(
+            profile, sections, firestore=not args.no_firestore, runs_dir=args.runs_dir, postgres=not args.no_postgres
+        )
     except Exception:  # any failure of the harness or of a run: say so, exit 1
         traceback.print_exc()
         _log("a benchmark could not run: see the error above and the logs in bench/.runs/")

@@ -1,7 +1,8 @@
 """2. Webhook acknowledgement under a burst.
 
 The one-process app runs under gunicorn with scripts/serve.sh's settings (one gthread worker,
-8 threads) on the embedded SQLite store and on the Firestore emulator. A burst of signed
+8 threads) on the embedded SQLite store, on the Firestore emulator and on PostgreSQL (a fresh
+database per run: see ``bench.postgres``). A burst of signed
 status and inbound deliveries (see ``bench.workload``: 10% are repeats, as Vonage redelivers)
 arrives from 16 client threads on keep-alive connections. Throughput and p50/p99 latency are
 reported next to a no-op function mounted at the same paths on the same server settings.
@@ -19,17 +20,19 @@ from typing import Any
 from bench.emulator import FirestoreEmulator
 from bench.harness import BenchError, Child, base_env, free_port, gunicorn_command, median, wait_for_answer
 from bench.load import run_load
+from bench.postgres import PostgresServer
 from bench.stack import Credentials, function_env, unique_suffix
 from bench.workload import Delivery, WebhookWorkload
 
-__all__ = ["run_burst", "serve_app"]
+__all__ = ["run_burst", "serve_app", "start_backends", "stop_backends", "store_env"]
 
 FIRESTORE_PROJECT = "vonage-functions-bench"
-_APPS = {"noop": "bench.baselines.noop:app", "sqlite": "app:app", "firestore": "app:app"}
+_APPS = {"noop": "bench.baselines.noop:app", "sqlite": "app:app", "firestore": "app:app", "postgres": "app:app"}
 _LABELS = {
     "noop": "no-op function (baseline)",
     "sqlite": "inbound + status, embedded SQLite store",
     "firestore": "inbound + status, Firestore emulator",
+    "postgres": "inbound + status, PostgreSQL",
 }
 
 
@@ -48,8 +51,16 @@ def serve_app(app: str, env: dict[str, str], log_path: Path) -> tuple[Child, int
     return child, port
 
 
-def _store_env(backend: str, run_dir: Path, emulator: FirestoreEmulator | None) -> tuple[dict[str, str], Any]:
+def store_env(
+    backend: str, run_dir: Path, emulator: FirestoreEmulator | None, postgres: PostgresServer | None = None
+) -> tuple[dict[str, str], Any]:
     """The child's store variables, and the same store opened here for setup and checks."""
+    if backend == "postgres":
+        assert postgres is not None
+        url = postgres.new_database()
+        from shared.store.postgres import PostgresStateStore
+
+        return {"STATE_BACKEND": "postgres", "DATABASE_URL": url}, PostgresStateStore(url)
     if backend == "firestore":
         assert emulator is not None
         prefix = f"bench{unique_suffix()}_"
@@ -77,15 +88,16 @@ def _burst_once(
     concurrency: int,
     seed: int,
     emulator: FirestoreEmulator | None,
+    postgres: PostgresServer | None,
 ) -> dict[str, Any]:
     workload = WebhookWorkload(creds, count, seed=seed)
     warmup = WebhookWorkload(creds, 4 * concurrency, seed=seed + 1000)
-    store_env, store = _store_env(backend, run_dir, emulator)
+    backend_env, store = store_env(backend, run_dir, emulator, postgres)
     try:
         if backend != "noop":
             workload.prepare(store)
             warmup.prepare(store)
-        env = function_env(creds, application=False) | store_env
+        env = function_env(creds, application=False) | backend_env
         child, port = serve_app(_APPS[backend], env, run_dir / "logs" / f"burst-{backend}.log")
         try:
             build = _builder(creds)
@@ -117,38 +129,30 @@ def run_burst(
     rounds: int,
     firestore: bool,
     log: Callable[[str], None],
+    postgres: bool = True,
 ) -> dict[str, Any]:
     """Burst ``count`` deliveries ``rounds`` times per backend; medians, checks, the bar."""
-    emulator: FirestoreEmulator | None = None
-    skipped: str | None = None
     backends = ["noop", "sqlite"]
-    if firestore:
-        emulator = FirestoreEmulator(run_dir / "logs")
-        if emulator.start():
-            backends.append("firestore")
-        else:
-            skipped = emulator.unavailable
-    else:
-        skipped = "not requested (--no-firestore)"
+    emulator, server, skips = start_backends(run_dir, firestore=firestore, postgres=postgres)
+    backends += [name for name in ("firestore", "postgres") if name not in skips]
+    skipped = skips.get("firestore")
     runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
     try:
         for round_index in range(rounds):
             shift = round_index % len(backends)
             for backend in backends[shift:] + backends[:shift]:
                 runs[backend].append(
-                    _burst_once(backend, creds, run_dir, count, concurrency, round_index + 1, emulator)
+                    _burst_once(backend, creds, run_dir, count, concurrency, round_index + 1, emulator, server)
                 )
             log(f"webhook burst: round {round_index + 1}/{rounds} done")
     finally:
-        if emulator is not None:
-            emulator.stop()
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        stop_backends(emulator, server)
 
     noop = median(r["throughput"] for r in runs["noop"])
     rows: list[dict[str, Any]] = []
-    for backend in ("noop", "sqlite", "firestore"):
+    for backend in ("noop", "sqlite", "firestore", "postgres"):
         if backend not in runs:
-            rows.append({"name": backend, "label": _LABELS[backend], "skipped": skipped})
+            rows.append({"name": backend, "label": _LABELS[backend], "skipped": skips.get(backend)})
             continue
         results = runs[backend]
         checks = [r["check"] for r in results if r["check"] is not None]
@@ -179,6 +183,7 @@ def run_burst(
         "rounds": rounds,
         "rows": rows,
         "firestore_skipped": skipped,
+        "postgres_skipped": skips.get("postgres"),
         "bars": [
             {
                 "id": "2a",
@@ -193,10 +198,43 @@ def run_burst(
                 "value": "; ".join(
                     f"{r['name']}: lost {r['lost']}, doubled {r['doubled']}, non-200 {r['non_200']}" for r in stored
                 )
-                + ("" if not skipped else f"; Firestore not run: {skipped}"),
+                + "".join(f"; {name} not run: {why}" for name, why in skips.items()),
             },
         ],
     }
+
+
+def start_backends(
+    run_dir: Path, *, firestore: bool, postgres: bool
+) -> tuple[FirestoreEmulator | None, PostgresServer | None, dict[str, str]]:
+    """Start the Firestore emulator and a PostgreSQL server as asked; why each one is not running."""
+    skips: dict[str, str] = {}
+    emulator: FirestoreEmulator | None = None
+    server: PostgresServer | None = None
+    if firestore:
+        emulator = FirestoreEmulator(run_dir / "logs")
+        if not emulator.start():
+            skips["firestore"] = emulator.unavailable or "did not start"
+            emulator = None
+    else:
+        skips["firestore"] = "not requested (--no-firestore)"
+    if postgres:
+        server = PostgresServer(run_dir / "logs")
+        if not server.start():
+            skips["postgres"] = server.unavailable or "did not start"
+            server = None
+    else:
+        skips["postgres"] = "not requested (--no-postgres)"
+    return emulator, server, skips
+
+
+def stop_backends(emulator: FirestoreEmulator | None, server: PostgresServer | None) -> None:
+    """Stop what :func:`start_backends` started."""
+    if emulator is not None:
+        emulator.stop()
+        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+    if server is not None:
+        server.stop()
 
 
 def _merge(counters: Any) -> dict[str, int]:

@@ -69,6 +69,8 @@ def render(results: dict[str, Any]) -> str:
         out += ["", _cpu(sections["cpu"])]
     if "memory" in sections:
         out += ["", _memory(sections["memory"])]
+    if "send" in sections:
+        out += ["", _send(sections["send"])]
     return "\n".join(out) + "\n"
 
 
@@ -138,6 +140,36 @@ def _burst(burst: dict[str, Any]) -> str:
             f"concurrent keep-alive clients, gunicorn with serve.sh settings (median of {_n(burst['rounds'], 'run')})",
             "",
             _table(["server", "throughput", "vs no-op", "p50", "p99", "answers (all runs)", "lost", "doubled"], rows),
+        ]
+    )
+
+
+def _send(send: dict[str, Any]) -> str:
+    sqlite = next(r for r in send["rows"] if r["name"] == "sqlite")
+    rows = []
+    for r in send["rows"]:
+        if r.get("skipped"):
+            rows.append([r["label"], f"not run: {r['skipped']}", "", "", "", "", ""])
+            continue
+        answers = ", ".join(f"{k} {v}" for k, v in r["statuses"].items())
+        rows.append(
+            [
+                r["label"],
+                f"{r['throughput']:,.0f}/s",
+                _x(r["throughput"] / sqlite["throughput"]),
+                _ms(r["p50_ms"], 1),
+                _ms(r["p99_ms"], 1),
+                answers + (f"; failures: {r['failures']}" if r["failures"] else ""),
+                "yes" if r["accounted"] else "**no**",
+            ]
+        )
+    return "\n".join(
+        [
+            f"### 6. Send path per store: {send['messages']:,} single-message sends, {send['concurrency']} concurrent "
+            f"keep-alive callers, zero-latency sandbox, gunicorn with serve.sh settings "
+            f"(median of {_n(send['rounds'], 'run')})",
+            "",
+            _table(["server", "throughput", "vs SQLite", "p50", "p99", "answers (all runs)", "accounted"], rows),
         ]
     )
 
