@@ -219,7 +219,9 @@ class PostgresStateStore(StateStore):
         key_hash = _key_hash(key)
 
         def attempt(conn: Connection[Any]) -> StoredRecord | None:
-            with conn.transaction():
+            # Pipeline mode: BEGIN travels with the SELECT, and the UPDATE with the COMMIT, so an
+            # update of an existing record costs two round trips instead of four.
+            with conn.pipeline() as pipeline, conn.transaction():
                 row = conn.execute(_SELECT + " FOR UPDATE", (collection, key_hash)).fetchone()
                 current = None if row is None else StoredRecord(row[0], row[1])
                 new = step(current)  # the caller's exceptions propagate unchanged (and roll back)
@@ -227,10 +229,11 @@ class PostgresStateStore(StateStore):
                     return current
                 if row is not None:
                     conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
-                elif conn.execute(
-                    _INSERT_NEW, (collection, key_hash, key, _jsonb(new.data), new.expires_at)
-                ).rowcount != 1:
-                    raise _LostCreateRace
+                else:
+                    cursor = conn.execute(_INSERT_NEW, (collection, key_hash, key, _jsonb(new.data), new.expires_at))
+                    pipeline.sync()  # the row count is known only once the server has answered
+                    if cursor.rowcount != 1:
+                        raise _LostCreateRace
                 return new
 
         for _ in range(MAX_ATTEMPTS):

@@ -8,6 +8,7 @@ its servers, drives every benchmark and prints its tables, and that the pieces t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from bench.stack import new_credentials
 from bench.workload import WebhookWorkload
 from shared.store.sqlite import SQLiteStateStore
 
-SECTIONS = {"cold", "burst", "bulk", "cpu", "memory"}
+SECTIONS = {"cold", "burst", "bulk", "cpu", "memory", "send"}
 
 
 @pytest.mark.slow
@@ -46,12 +47,13 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
         "### 3. Bulk pacing",
         "### 4. CPU per message",
         "### 5. Memory",
+        "### 6. Send path per store",
     ):
         assert heading in run.stdout
     results = json.loads(out.read_text())
     assert set(results["sections"]) == SECTIONS
     bars = [bar for section in results["sections"].values() for bar in section["bars"]]
-    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "3", "4a", "4b", "5"}
+    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "3", "4a", "4b", "5", "6"}
     assert all(isinstance(bar["met"], bool) and bar["value"] for bar in bars)
 
     cold = results["sections"]["cold"]
@@ -63,6 +65,16 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     assert burst["firestore"]["skipped"]
     assert burst["sqlite"]["lost"] == 0 and burst["sqlite"]["doubled"] == 0
     assert burst["sqlite"]["non_200"] == 0
+    # PostgreSQL runs beside SQLite: on ./test.sh's server, else on one the harness starts, else it says why not.
+    if os.environ.get("POSTGRES_TEST_URL"):
+        assert not burst["postgres"].get("skipped")
+    if not burst["postgres"].get("skipped"):
+        assert burst["postgres"]["lost"] == 0 and burst["postgres"]["doubled"] == 0 and burst["postgres"]["non_200"] == 0
+    send = {row["name"]: row for row in results["sections"]["send"]["rows"]}
+    assert send["sqlite"]["accounted"] is True and send["sqlite"]["statuses"] == {"202": 48}
+    assert send["firestore"]["skipped"]
+    if not send["postgres"].get("skipped"):
+        assert send["postgres"]["accounted"] is True and send["postgres"]["statuses"] == {"202": 48}
 
     bulk = results["sections"]["bulk"]
     assert bulk["accounted"] is True and bulk["throttled"] == 0
