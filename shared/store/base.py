@@ -96,7 +96,7 @@ class StateStore(ABC):
     again. The top-level field names in :data:`RESERVED_FIELDS` are refused in documents.
     """
 
-    name: str  # "sqlite" or "firestore"
+    name: str  # "sqlite", "firestore" or "postgres"
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
