@@ -57,6 +57,9 @@ DEFAULT_POOL_SIZE = 8  # = gunicorn's threads in scripts/serve.sh (THREADS, defa
 POOL_TIMEOUT = 10.0  # seconds a caller waits for a free connection (or the first connect)
 CONNECT_TIMEOUT = 10  # seconds, per connection attempt
 IDLE_CHECK_AFTER = 30.0  # a connection idle this long is checked before use (servers drop idle ones)
+# No statement (a lock wait included) may hold a request longer than this: a webhook must answer
+# within Vonage's timeout, and a store error (5xx) makes the sender retry.
+STATEMENT_TIMEOUT = 10.0
 MAX_ATTEMPTS = 50  # update() retries after losing a race to create the same row
 SWEEP_INTERVAL = 60.0  # seconds (on the store's clock) between sweeps of expired rows
 SWEEP_BATCH = 500  # rows per sweep: bounded, so a sweep never holds a write for long
@@ -112,6 +115,7 @@ class PostgresStateStore(StateStore):
         pool_size: int = DEFAULT_POOL_SIZE,
         clock: Callable[[], float] = time.time,
         pool_timeout: float = POOL_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         super().__init__(clock=clock)
         if not isinstance(url, str) or not url.strip():
@@ -121,6 +125,7 @@ class PostgresStateStore(StateStore):
         self._url = url
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
+        self.statement_timeout = statement_timeout
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._pid = os.getpid()
@@ -166,6 +171,7 @@ class PostgresStateStore(StateStore):
             timeout=self.pool_timeout,
             open=False,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            configure=self._configure,
             check=self._check_idle,
             reset=self._mark_idle,
             name="vonage-state",
@@ -181,6 +187,11 @@ class PostgresStateStore(StateStore):
             pool.close(timeout=1.0)
             raise
         return pool
+
+    def _configure(self, conn: Connection[Any]) -> None:
+        # Session settings, once per new connection (a startup `options` parameter would be refused
+        # by some poolers). A store call that waits on a stuck lock fails instead of hanging.
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(self.statement_timeout * 1000)}",))
 
     def _mark_idle(self, conn: Connection[Any]) -> None:
         self._returned_at[id(conn)] = time.monotonic()
@@ -342,6 +353,8 @@ def migrate(conn: Connection[Any]) -> list[str]:
     """
     applied: list[str] = []
     with conn.transaction():
+        # A migration (or the wait for another process's) may outlast the per-statement limit.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} ("

@@ -243,3 +243,23 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents_alone(p
     assert stored is not None and stored["pid"] != os.getpid()
     postgres_store.update("forked", "parent", lambda doc: {"v": 2})  # the parent's connections still work
     assert postgres_store.get("forked", "parent") == {"v": 2}
+
+
+@pytest.mark.postgres
+def test_a_store_call_stuck_behind_a_lock_fails_instead_of_hanging(postgres_url: str, store_clock: FakeClock) -> None:
+    import psycopg
+
+    from tests.fixtures.store import make_postgres_store
+
+    store = make_postgres_store(postgres_url, store_clock, statement_timeout=0.5)
+    try:
+        store.create("things", "locked", {"n": 1})
+        with psycopg.connect(postgres_url) as other:  # another process, stuck inside its transaction
+            other.execute(f"SELECT 1 FROM {TABLE} WHERE collection = 'things' FOR UPDATE")
+            with pytest.raises(StoreError) as info:
+                store.update("things", "locked", lambda doc: {"n": 2})
+            assert "QueryCanceled" in str(info.value)
+            other.rollback()
+        assert store.update("things", "locked", lambda doc: {"n": 2}) == {"n": 2}  # the lock is gone: it works
+    finally:
+        store.close()
