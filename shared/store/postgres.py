@@ -192,6 +192,9 @@ class PostgresStateStore(StateStore):
         # Session settings, once per new connection (a startup `options` parameter would be refused
         # by some poolers). A store call that waits on a stuck lock fails instead of hanging.
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{int(self.statement_timeout * 1000)}",))
+        from psycopg.types.json import set_json_loads
+
+        set_json_loads(_loads, conn)  # undoes the U+0000 escaping of _dumps
 
     def _mark_idle(self, conn: Connection[Any]) -> None:
         self._returned_at[id(conn)] = time.monotonic()
@@ -217,7 +220,7 @@ class PostgresStateStore(StateStore):
     # ---- primitives -------------------------------------------------------------
 
     def _insert(self, collection: str, key: str, record: StoredRecord, now: float) -> bool:
-        params = (collection, _key_hash(key), key, _jsonb(record.data), record.expires_at, now)
+        params = (collection, _key_hash(key), _key_text(key), _jsonb(record.data), record.expires_at, now)
         written = self._run("create", lambda conn: conn.execute(_INSERT, params).rowcount == 1)
         self._maybe_sweep()
         return bool(written)
@@ -241,7 +244,9 @@ class PostgresStateStore(StateStore):
                 if row is not None:
                     conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
                 else:
-                    cursor = conn.execute(_INSERT_NEW, (collection, key_hash, key, _jsonb(new.data), new.expires_at))
+                    cursor = conn.execute(
+                        _INSERT_NEW, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at)
+                    )
                     pipeline.sync()  # the row count is known only once the server has answered
                     if cursor.rowcount != 1:
                         raise _LostCreateRace
@@ -275,11 +280,11 @@ class PostgresStateStore(StateStore):
             # JSONB equality: numbers compare numerically (1 = 1.0), never equal booleans, a
             # JSON null matches null but not a missing field (-> gives SQL NULL, never equal).
             sql.append(f"AND data -> %(f{index})s = %(v{index})s::jsonb")
-            params[f"f{index}"] = field_name
-            params[f"v{index}"] = json.dumps(value, ensure_ascii=False)
+            params[f"f{index}"] = _escape(field_name)
+            params[f"v{index}"] = _dumps(value)
         direction = "DESC" if descending else "ASC"
         if order_by is not None:
-            params["order_by"] = order_by
+            params["order_by"] = _escape(order_by)
             # As Firestore: documents without the ordered field are left out.
             sql.append("AND data -> %(order_by)s IS NOT NULL")
             sql.append(
@@ -397,6 +402,45 @@ def _key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+def _key_text(key: str) -> str:
+    # The readable copy of the key (identity is key_hash): PostgreSQL text cannot hold U+0000.
+    return key.replace("\x00", "\ufffd")
+
+
+# PostgreSQL text and JSONB cannot hold U+0000, which the contract allows in any string. Strings
+# holding it (or the escape character itself) are stored escaped: U+E000 (a private-use character)
+# followed by "0" for U+0000 and by "e" for U+E000 itself; reads undo it. Documents without either
+# character (nearly all) take the fast path: one json.dumps, one substring test.
+_ESC = "\ue000"
+_ESC_BYTES = _ESC.encode("utf-8")
+_UNESCAPE_RE = re.compile("\ue000([0e])")
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_ESC, _ESC + "e").replace("\x00", _ESC + "0")
+    if isinstance(value, list):
+        return [_escape(item) for item in value]
+    if isinstance(value, dict):
+        return {_escape(name): _escape(item) for name, item in value.items()}
+    return value
+
+
+def _unescape(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNESCAPE_RE.sub(lambda match: "\x00" if match.group(1) == "0" else _ESC, value)
+    if isinstance(value, list):
+        return [_unescape(item) for item in value]
+    if isinstance(value, dict):
+        return {_unescape(name): _unescape(item) for name, item in value.items()}
+    return value
+
+
+def _loads(data: bytes) -> Any:
+    value = json.loads(data)
+    return _unescape(value) if _ESC_BYTES in data else value
+
+
 def _jsonb(data: dict[str, Any]) -> Any:
     from psycopg.types.json import Jsonb
 
@@ -405,4 +449,7 @@ def _jsonb(data: dict[str, Any]) -> Any:
 
 def _dumps(data: Any) -> str:
     # The base class validated the document, so this cannot fail on types or NaN.
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if "\\u0000" in text or _ESC in text:  # json.dumps writes U+0000 as the escape \u0000
+        text = json.dumps(_escape(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text
