@@ -21,6 +21,7 @@ Round trips (autocommit connections from a small pool):
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import re
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -451,5 +453,32 @@ def _dumps(data: Any) -> str:
     # The base class validated the document, so this cannot fail on types or NaN.
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if "\\u0000" in text or _ESC in text:  # json.dumps writes U+0000 as the escape \u0000
-        text = json.dumps(_escape(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        data = _escape(data)
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if _EXPONENT_RE.search(text):
+        text = _big_floats_in_full(data)
     return text
+
+
+# Python writes floats of 1e16 and more as 1e+16; PostgreSQL's numeric stores that as the integer
+# 10000000000000000 and reads it back without a fraction, so it would come back as an int. Such
+# floats are written in full with ".0" instead (numeric keeps the scale), so they stay floats.
+_EXPONENT_RE = re.compile(r"[0-9]e\+")
+
+
+def _big_floats_in_full(data: Any) -> str:
+    marker = f"bigfloat-{uuid.uuid4().hex}-"
+    found: list[str] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, float) and "e+" in repr(value):
+            found.append(format(decimal.Decimal(repr(value)), "f") + ".0")
+            return f"{marker}{len(found) - 1}"
+        if isinstance(value, list):
+            return [mark(item) for item in value]
+        if isinstance(value, dict):
+            return {name: mark(item) for name, item in value.items()}
+        return value
+
+    text = json.dumps(mark(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return re.sub(f'"{marker}([0-9]+)"', lambda match: found[int(match.group(1))], text)

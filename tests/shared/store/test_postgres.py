@@ -199,6 +199,21 @@ def test_strings_with_u0000_round_trip_although_postgres_text_cannot_hold_it(pos
 
 
 @pytest.mark.postgres
+def test_big_and_small_floats_come_back_as_floats(postgres_store: StateStore) -> None:
+    # PostgreSQL's numeric reads 1e+16 back as 10000000000000000 (an int) unless it is written in full.
+    doc = {"big": 1e16, "neg": -2.5e300, "list": [1.5e17, 3], "map": {"f": 1e22, "s": "1e+16"}, "small": 1e-7,
+           "int": 10**16, "mid": 123456789.0}
+    postgres_store.create("floats", "k", doc)
+    got = postgres_store.get("floats", "k")
+    assert got == doc
+    assert got is not None and [type(got[k]) for k in ("big", "neg", "small", "int", "mid")] == [
+        float, float, float, int, float]
+    assert type(got["list"][0]) is float and type(got["map"]["f"]) is float and got["map"]["s"] == "1e+16"
+    assert postgres_store.query("floats", where={"big": 1e16}) == [doc]
+    assert postgres_store.query("floats", where={"big": 10**16}) == [doc]  # numbers compare numerically
+
+
+@pytest.mark.postgres
 def test_the_messages_view_shows_each_send_with_its_status_ids_and_price(postgres_store: StateStore) -> None:
     now = 1_800_000_000.0
     record = new_message_record("msg_view1", channel="sms", api="sms", to="+447700900123", sender="Acme",
