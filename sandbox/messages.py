@@ -9,6 +9,7 @@ allow-list and then reports it ``rejected`` with error 1160, as Vonage does.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.context import SandboxContext
 from sandbox.credentials import CredentialError, application_caller
 from sandbox.encoding import is_gsm7, split_parts
+from sandbox.rich import rich_problems
 from sandbox.responses import (
     MESSAGES_ERRORS,
     ApiResult,
@@ -41,7 +43,9 @@ __all__ = ["CHANNEL_TYPES", "handle_messages", "status_payload", "validate_messa
 CHANNEL_TYPES: dict[str, frozenset[str]] = {
     "sms": frozenset({"text"}),
     "mms": frozenset({"text", "image", "vcard", "audio", "video", "file", "content"}),
-    "whatsapp": frozenset({"text", "image", "audio", "video", "file", "template", "sticker", "reaction", "custom"}),
+    "whatsapp": frozenset(
+        {"text", "image", "audio", "video", "file", "template", "location", "sticker", "reaction", "custom"}
+    ),
     "messenger": frozenset({"text", "image", "audio", "video", "file"}),
     "viber_service": frozenset({"text", "image", "video", "file"}),
     "rcs": frozenset({"text", "image", "video", "file", "card", "carousel", "custom"}),
@@ -166,12 +170,22 @@ def validate_message(body: dict[str, Any]) -> Response | None:
             problems.append((message_type, "must be an object with a url"))
     elif message_type == "template" and not isinstance(body.get("template"), dict):
         problems.append(("template", "must be an object with a name"))
-    client_ref = body.get("client_ref")
-    if client_ref is not None and (not isinstance(client_ref, str) or len(client_ref) > 100):
-        problems.append(("client_ref", "must be a string of at most 100 characters"))
-    webhook_url = body.get("webhook_url")
-    if webhook_url is not None and (not isinstance(webhook_url, str) or not webhook_url.startswith("http")):
-        problems.append(("webhook_url", "must be an http(s) URL"))
+    problems.extend(rich_problems(body, channel, message_type))
+    failover = body.get("failover")
+    if failover is not None:
+        if not isinstance(failover, list) or not failover:
+            problems.append(("failover", "must be a non-empty array of message objects"))
+        else:
+            for index, item in enumerate(failover):
+                if not isinstance(item, dict) or "failover" in item:
+                    problems.append((f"failover[{index}]", "must be a message object without its own failover"))
+                    continue
+                refusal = validate_message(item)
+                if refusal is not None:
+                    listed = json.loads(refusal.get_data(as_text=True)).get("invalid_parameters") or [
+                        {"name": "message_type", "reason": "is not valid on this channel"}
+                    ]
+                    problems.extend((f"failover[{index}].{p['name']}", p["reason"]) for p in listed)
     return invalid_params(problems) if problems else None
 
 

@@ -121,10 +121,12 @@ def new_message_record(
     message_type: str = "text",
     idempotency_key: str | None = None,
     now: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``pending`` record, written before Vonage is called."""
+    """A ``pending`` record, written before Vonage is called (``extra``: more fields, e.g. a workflow's items)."""
     at = _iso(now)
     return {
+        **dict(extra or {}),
         "id": message_id,
         "channel": channel,
         "api": api,

@@ -334,6 +334,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 message_type=request.content.kind,
                 idempotency_key=run.key,
                 now=run.clock(),
+                extra=_record_extra(request),
             ),
         )
     except StoreError:
@@ -504,6 +505,16 @@ def _note_error(store: StateStore, message_id: str, error: Mapping[str, Any]) ->
         return doc
 
     store.update(MESSAGES, message_id, note)
+
+
+def _record_extra(request: SendRequest) -> dict[str, Any]:
+    """Fields a record carries beyond the basics: what an interactive message offered."""
+    extra: dict[str, Any] = {}
+    content = request.content
+    if content.kind == "interactive" and content.obj:
+        # An inbound reply names only the option's id; this says whether it was a button or a list row.
+        extra["interactive_type"] = content.obj.get("type")
+    return extra
 
 
 # ---- classification ---------------------------------------------------------------------------
