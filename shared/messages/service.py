@@ -166,7 +166,7 @@ def send_messages(
     # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
     key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
-        return SendOutcome(200, _dry_run_report(request, store))
+        return SendOutcome(200, _dry_run_report(request, store, settings, clock))
     deliveries = _execute(
         _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
     )
@@ -647,7 +647,9 @@ def _bulk_outcome(request: SendRequest, deliveries: list[_Delivery]) -> SendOutc
     return SendOutcome(202, {"summary": summary, **common, "results": results})
 
 
-def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
+def _dry_run_report(
+    request: SendRequest, store: StateStore, settings: Settings, clock: Callable[[], float]
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "dry_run": True,
         "channel": request.channel,
@@ -670,6 +672,16 @@ def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
             entry.update(status=SKIPPED_DUPLICATE, duplicate_of=recipient.duplicate_of)
         elif recipient.address is not None and is_suppressed(store, recipient.address):
             entry["status"] = OPTED_OUT
+        elif request.is_workflow and recipient.address is not None:
+            # The items this recipient would get now (the WhatsApp window is read, nothing is sent).
+            try:
+                plan = plan_items(request, recipient.address, store=store, settings=settings, clock=clock)
+            except ServiceError as exc:
+                entry.update(status=FAILED, error=_error_dict(exc))
+            else:
+                entry.update(status="would_send", items=[item.summary() for item in plan.items])
+                if plan.skipped:
+                    entry["skipped_items"] = [dict(s) for s in plan.skipped]
         else:
             entry["status"] = "would_send"
         entries.append(entry)

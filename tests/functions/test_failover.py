@@ -263,3 +263,15 @@ def test_a_bad_channel_preference_is_a_422(loop, body, field, code):
     error = loop.send(body, expect=422)
     assert (error["error"]["code"], error["error"]["details"]["field"]) == (code, field)
     assert loop.requests() == []
+
+
+def test_a_dry_run_shows_each_recipients_items_without_sending(loop):
+    loop.wrote_on_whatsapp(60)
+    report = loop.send({**PREFERENCE, "to": [USER, "+447911123457"], "dry_run": True}, expect=200)
+    first, second = report["results"]
+    assert [i["message_type"] for i in first["items"]] == ["text", "text"]  # inside the window
+    assert [i["message_type"] for i in second["items"]] == ["template", "text"]
+    assert second["skipped_items"][0]["reason"] == "whatsapp_window_closed"
+    alone = loop.send({"to": "+447911123457", "channels": ["whatsapp"], "text": "hi", "dry_run": True}, expect=200)
+    assert alone["status"] == "failed" and alone["error"]["code"] == "whatsapp_window_closed"
+    assert loop.requests() == []

@@ -74,3 +74,56 @@ def test_whatsapp_has_no_card_and_sms_no_location(sandbox) -> None:
         response = post_json(sandbox.url, "/v1/messages", body)
         assert response.status_code == 422
         assert response.json()["type"].endswith("#1140")
+
+
+WHATSAPP_THEN_SMS = message(
+    "whatsapp", "template", template={"name": "t", "parameters": []}, whatsapp={"locale": "en_GB"}, client_ref="wf-1",
+    failover=[message("sms", "text", text="Hi")],
+)
+
+
+def test_failover_to_a_number_with_no_whatsapp_rejects_the_first_item_and_delivers_the_second(sandbox, webhook_receiver):
+    from tests.sandbox._helpers import client
+
+    with client() as http:  # the toggle over the control API, as a developer would set it
+        assert http.post(f"{sandbox.url}/_sandbox/config", json={"no_whatsapp": ["+" + TO]}).status_code == 200
+    answer = post_json(sandbox.url, "/v1/messages", WHATSAPP_THEN_SMS).json()
+    assert set(answer) == {"message_uuid", "workflow_id"}
+    hooks = [h.json for h in webhook_receiver.wait_for(3)]
+    assert [(h["channel"], h["status"], h["workflow"]["items_number"]) for h in hooks] == [
+        ("whatsapp", "rejected", "1"), ("sms", "submitted", "2"), ("sms", "delivered", "2")]
+    assert all(h["workflow"] == {**h["workflow"], "workflow_id": answer["workflow_id"], "items_total": "2"} for h in hooks)
+    assert hooks[0]["message_uuid"] == answer["message_uuid"] and hooks[1]["message_uuid"] != answer["message_uuid"]
+    assert hooks[0]["error"]["title"] == "1300" and all(h["client_ref"] == "wf-1" for h in hooks)
+    assert sandbox.balance == "9.96670000"  # one SMS part, nothing for the rejected WhatsApp message
+    assert [e["channel"] for e in sandbox.inbox(TO)] == ["sms"]
+
+
+def test_failover_is_not_used_when_the_first_item_goes_out(sandbox, webhook_receiver):
+    answer = post_json(sandbox.url, "/v1/messages", WHATSAPP_THEN_SMS).json()
+    hooks = [h.json for h in webhook_receiver.wait_for(3)]
+    assert [(h["channel"], h["status"], h["workflow"]["items_number"]) for h in hooks] == [
+        ("whatsapp", "submitted", "1"), ("whatsapp", "delivered", "1"), ("whatsapp", "read", "1")]
+    assert sandbox.messages()[0]["delivered_item"] == 1 and answer["workflow_id"]
+    assert sandbox.balance == "9.99000000"
+
+
+def test_a_phone_answers_a_list_row_over_the_control_api(sandbox, webhook_receiver):
+    from tests.sandbox._helpers import client
+
+    interactive = {"type": "list", "body": {"text": "When?"}, "action": {"button": "Times", "sections": [
+        {"rows": [{"id": "row1", "title": "9am", "description": "Morning"}]}]}}
+    sent = post_json(sandbox.url, "/v1/messages",
+                     message("whatsapp", "custom", custom={"type": "interactive", "interactive": interactive})).json()
+    with client() as http:
+        refused = http.post(f"{sandbox.url}/_sandbox/inbound", json={"answer": {"message_uuid": sent["message_uuid"],
+                                                                                 "choice": "row9"}})
+        assert refused.status_code == 400
+        ok = http.post(f"{sandbox.url}/_sandbox/inbound", json={"answer": {"message_uuid": sent["message_uuid"],
+                                                                            "choice": "row1"}})
+        assert ok.status_code == 200, ok.text
+    [hook] = webhook_receiver.wait_for(1, where=lambda r: r.path == "/inbound")
+    body = hook.json
+    assert (body["message_type"], body["reply"], body["from"], body["to"]) == (
+        "reply", {"id": "row1", "title": "9am", "description": "Morning"}, TO, SENDER)
+    assert body["context"] == {"message_uuid": sent["message_uuid"], "message_from": SENDER}
