@@ -348,7 +348,8 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 message_type=first.content.kind,
                 idempotency_key=run.key,
                 now=run.clock(),
-                extra=_record_extra(plan.items, workflow=request.is_workflow),
+                # One item left (the others skipped) is a plain message: Vonage gives it no workflow.
+                extra=_record_extra(plan.items, workflow=len(plan.items) > 1),
             ),
         )
     except StoreError:

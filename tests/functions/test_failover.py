@@ -239,6 +239,9 @@ def test_outside_the_window_free_form_whatsapp_gives_way_to_the_next_channel(loo
         assert answer["skipped_items"] == [{"channel": "whatsapp", "message_type": "text", "reason": "whatsapp_window_closed"}]
     assert [r["fields"]["channel"] for r in loop.requests()] == ["sms", "sms"]
     assert all("failover" not in r["fields"] for r in loop.requests())
+    # One item is a plain message: no workflow, and its status is the message's.
+    record = loop.store.get(MESSAGES, answer["id"])
+    assert "items" not in record and record["status"] == "delivered"
 
 
 def test_a_whatsapp_message_from_another_number_opens_no_window(loop):
