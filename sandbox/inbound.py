@@ -151,7 +151,10 @@ def _messages_api(
         payload["message_type"] = kind
         payload[kind] = spec[kind]
         payload["context_status"] = "available" if channel == "whatsapp" else "none"
-        payload["context"] = {"message_uuid": spec["in_reply_to"], "message_from": spec["to"].lstrip("+")}
+        if channel == "whatsapp":
+            # WhatsApp names the message answered; RCS sends no context (its context_status is
+            # always "none", vonage-api.md 6.1): the postback_data is what identifies the choice.
+            payload["context"] = {"message_uuid": spec["in_reply_to"], "message_from": spec["to"].lstrip("+")}
     if channel == "sms":
         parts = spec.get("parts") or len(split_parts(text, "text" if is_gsm7(text) else "unicode"))
         payload["sms"] = {"num_messages": str(parts), "keyword": (text.split() or [""])[0].upper()}

@@ -257,3 +257,28 @@ def test_malformed_content_is_a_422_naming_the_field_and_nothing_is_sent(send_st
     error = response.get_json()["error"]
     assert (error["code"], error["details"]["field"]) == (code, field), error
     assert send_stack.vonage_requests() == []
+
+
+def test_the_send_function_answers_a_failover_send_and_serves_its_record(send_stack):
+    """Over HTTP: the WhatsApp-then-SMS recipe to a number with no WhatsApp, then GET /send/<id>."""
+    send_stack.sandbox_config(no_whatsapp=[TO])
+    recipe = {"to": GB_MOBILE, "channel": "whatsapp",
+              "template": {"name": "table_ready", "parameters": ["Ann"], "locale": "en_GB"},
+              "failover": [{"channel": "sms", "from": "Acme", "text": "Ann, your table is ready"}]}
+    response = send_stack.http.post(recipe, key="table-17")
+    assert response.status_code == 202, response.get_json()
+    answer = response.get_json()
+    assert answer["workflow_id"] and [i["channel"] for i in answer["items"]] == ["whatsapp", "sms"]
+    assert send_stack.sandbox.wait_idle(10)
+    send_stack.receiver.wait_for(3, where=lambda r: r.path == "/status")
+    # The receipts went to the test's receiver, not to our status function: apply them as it would.
+    from shared.deps import get_settings
+    from shared.webhooks.status import receive_status
+
+    for hook in send_stack.receiver.on("/status"):
+        receive_status(hook.fields, settings=get_settings(), store=send_stack.store)
+    record = send_stack.http.get(f"/{answer['id']}").get_json()
+    assert (record["status"], record["delivered_item"], record["workflow_id"]) == ("delivered", 2, answer["workflow_id"])
+    assert [item["status"] for item in record["items"]] == ["rejected", "delivered"]
+    replay = send_stack.http.post(recipe, key="table-17")
+    assert replay.headers.get("Idempotent-Replayed") == "true" and len(send_stack.vonage_requests("messages")) == 1
