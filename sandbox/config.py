@@ -62,6 +62,9 @@ class SandboxConfig:
     rate_limit: int | None = 30  # accepted requests per second, per API; None = unlimited
     trial: bool = False
     allow_list: tuple[str, ...] = ()  # destinations a trial account may reach
+    # Numbers with no WhatsApp account: a WhatsApp message to one is rejected (error 1300) and a
+    # failover workflow moves on to its next item.
+    no_whatsapp: tuple[str, ...] = ()
 
     # Webhook delivery.
     delivery_delay: float = 0.0  # seconds before the first attempt
@@ -82,7 +85,7 @@ class SandboxConfig:
             value = getattr(self, name)
             if not isinstance(value, Decimal):
                 object.__setattr__(self, name, _convert(name, value))
-        for name in ("allow_list", "retry_delays", "faults"):
+        for name in ("allow_list", "no_whatsapp", "retry_delays", "faults"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or (name == "faults" and not all(isinstance(r, FaultRule) for r in value)):
                 object.__setattr__(self, name, _convert(name, value))
@@ -186,7 +189,7 @@ def _convert(name: str, value: Any) -> Any:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name} must be a whole number") from exc
-    if name == "allow_list":
+    if name in ("allow_list", "no_whatsapp"):
         items = value.split(",") if isinstance(value, str) else list(value or ())
         return tuple(str(item).strip().lstrip("+") for item in items if str(item).strip())
     if name == "retry_delays":

@@ -5,10 +5,11 @@
     GET  /_sandbox/requests[?api=]        every API request: fields, auth, status, faults
     GET  /_sandbox/deliveries[?kind=]     webhook deliveries: URL, attempts, status answered
     GET  /_sandbox/inbox?to=<number>      what a phone (or email address) received, latest first
-    POST /_sandbox/inbound                inject an inbound message (see sandbox.inbound)
+    POST /_sandbox/inbound                inject an inbound message, or {"answer": {message_uuid, choice}}
+                                          (a phone taps a button / list row / suggestion; see sandbox.inbound)
     POST /_sandbox/reset                  forget everything, restore the balance
     GET  /_sandbox/config                 settings (without secrets) and the current balance
-    POST /_sandbox/config                 change settings: {"trial": true, "allow_list": [...], ...}
+    POST /_sandbox/config                 change settings: {"trial": true, "allow_list": [...], "no_whatsapp": [...], ...}
     GET  /_sandbox/faults                 fault rules and seed
     POST /_sandbox/faults                 {"faults": [{"kind": "5xx", "rate": 0.5}], "seed": 7}
     POST /_sandbox/wait_idle?timeout=5    wait until every queued webhook is done

@@ -10,6 +10,11 @@
 - ``api="messages"``: one Messages API inbound JSON (§6.1), already reassembled
   (``sms.num_messages``), signed with an HS256 bearer JWT.
 
+``{answer: {message_uuid, choice}, url?}`` makes the phone answer an interactive message the
+sandbox accepted: a WhatsApp reply button or list row (by its ``id``), an RCS suggestion (by its
+``postback_data``) or a template quick-reply button (by its text); the webhook is the Messages API
+inbound ``reply`` (or ``button``) with ``context.message_uuid`` naming the message answered.
+
 ``shuffle`` delivers the parts out of order (seeded, and never in order), ``duplicate``
 delivers each webhook twice. The answer lists the ids sent so a test can assert on them.
 """
@@ -43,6 +48,8 @@ class InboundError(ValueError):
 def inject_inbound(ctx: SandboxContext, spec: dict[str, Any], faults: ActiveFaults | None = None) -> dict[str, Any]:
     """Queue the inbound webhook(s) described by ``spec``; return what was sent."""
     faults = faults or ActiveFaults()
+    if spec.get("answer") is not None:
+        spec = _answer_spec(ctx, spec)
     for name in ("from", "to", "text"):
         if not isinstance(spec.get(name), str) or not spec[name]:
             raise InboundError(f"{name} is required (a non-empty string)")
@@ -138,6 +145,16 @@ def _messages_api(
         "text": text,
         "context_status": "none",
     }
+    if spec.get("reply") is not None or spec.get("button") is not None:
+        kind = "reply" if spec.get("reply") is not None else "button"
+        del payload["text"]
+        payload["message_type"] = kind
+        payload[kind] = spec[kind]
+        payload["context_status"] = "available" if channel == "whatsapp" else "none"
+        if channel == "whatsapp":
+            # WhatsApp names the message answered; RCS sends no context (its context_status is
+            # always "none", vonage-api.md 6.1): the postback_data is what identifies the choice.
+            payload["context"] = {"message_uuid": spec["in_reply_to"], "message_from": spec["to"].lstrip("+")}
     if channel == "sms":
         parts = spec.get("parts") or len(split_parts(text, "text" if is_gsm7(text) else "unicode"))
         payload["sms"] = {"num_messages": str(parts), "keyword": (text.split() or [""])[0].upper()}
@@ -154,6 +171,65 @@ def _messages_api(
         kind="message-inbound", url=url, render=render, ref={"message_uuid": message_uuid}, format="POST-JSON"
     )
     return [delivery], {"api": "messages", "channel": channel, "message_uuid": message_uuid}
+
+
+def _answer_spec(ctx: SandboxContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """The inbound spec of a phone answering an interactive message the sandbox accepted."""
+    answer = spec["answer"]
+    if not isinstance(answer, dict) or not isinstance(answer.get("message_uuid"), str) or not isinstance(answer.get("choice"), str):
+        raise InboundError("answer needs message_uuid (the message answered) and choice (an option's id)")
+    sent = _sent_message(ctx, answer["message_uuid"])
+    if sent is None:
+        raise InboundError("answer: no message with this message_uuid was accepted")
+    channel, choice = sent["channel"], answer["choice"]
+    reply, button = _find_option(sent, choice)
+    if reply is None and button is None:
+        raise InboundError(f"answer: the message offers no option {choice!r}")
+    return {
+        "from": sent["to"],
+        "to": sent["from"],
+        "text": (reply or button or {}).get("title") or (button or {}).get("text") or choice,
+        "api": "messages",
+        "channel": channel,
+        "url": spec.get("url"),
+        "reply": reply,
+        "button": button,
+        "in_reply_to": answer["message_uuid"],
+    }
+
+
+def _sent_message(ctx: SandboxContext, message_uuid: str) -> dict[str, Any] | None:
+    for record in ctx.state.messages():
+        if record.get("api") == "messages" and message_uuid in (record.get("message_ids") or [record.get("id")]):
+            return record
+    return None
+
+
+def _find_option(sent: dict[str, Any], choice: str) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """(reply, button): the reply object for an interactive/RCS option, or the button of a template."""
+    fields = sent.get("item_fields") or sent.get("fields") or {}
+    interactive = ((fields.get("custom") or {}).get("interactive") or {}) if isinstance(fields.get("custom"), dict) else {}
+    action = interactive.get("action") or {}
+    for button in action.get("buttons") or []:
+        reply = button.get("reply") or {}
+        if reply.get("id") == choice:
+            return {"id": reply["id"], "title": reply.get("title", "")}, None
+    for section in action.get("sections") or []:
+        for row in section.get("rows") or []:
+            if row.get("id") == choice:
+                found = {"id": row["id"], "title": row.get("title", "")}
+                if row.get("description"):
+                    found["description"] = row["description"]
+                return found, None
+    suggestions = list(fields.get("suggestions") or [])
+    for card in [fields.get("card") or {}, *((fields.get("carousel") or {}).get("cards") or [])]:
+        suggestions.extend(card.get("suggestions") or [])
+    for suggestion in suggestions:
+        if suggestion.get("postback_data") == choice:
+            return {"id": choice, "title": suggestion.get("text", "")}, None
+    if fields.get("message_type") == "template":
+        return None, {"payload": choice, "text": choice, "subtype": "quick_reply"}
+    return None, None
 
 
 def _sms_renderer(

@@ -5,10 +5,17 @@ balance), 422 (invalid JSON, channel, message type, sender, recipient, text), 42
 Then sends signed status webhooks: ``submitted``, ``delivered`` and, on WhatsApp,
 Messenger, Viber and RCS, ``read``. A trial account accepts a message to a number off its
 allow-list and then reports it ``rejected`` with error 1160, as Vonage does.
+
+``failover`` (vonage-api.md 5.3, 6.2): the answer adds ``workflow_id``; the items are tried in
+order, an item rejected (trial allow-list, or a number in the ``no_whatsapp`` toggle for a
+WhatsApp item, error 1300) gets its ``rejected`` status and the next item is sent; each item has
+its own ``message_uuid`` and every status carries ``workflow{workflow_id, items_number,
+items_total}``. Only the item that goes out is charged.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -20,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.context import SandboxContext
 from sandbox.credentials import CredentialError, application_caller
 from sandbox.encoding import is_gsm7, split_parts
+from sandbox.rich import rich_problems
 from sandbox.responses import (
     MESSAGES_ERRORS,
     ApiResult,
@@ -41,7 +49,9 @@ __all__ = ["CHANNEL_TYPES", "handle_messages", "status_payload", "validate_messa
 CHANNEL_TYPES: dict[str, frozenset[str]] = {
     "sms": frozenset({"text"}),
     "mms": frozenset({"text", "image", "vcard", "audio", "video", "file", "content"}),
-    "whatsapp": frozenset({"text", "image", "audio", "video", "file", "template", "sticker", "reaction", "custom"}),
+    "whatsapp": frozenset(
+        {"text", "image", "audio", "video", "file", "template", "location", "sticker", "reaction", "custom"}
+    ),
     "messenger": frozenset({"text", "image", "audio", "video", "file"}),
     "viber_service": frozenset({"text", "image", "video", "file"}),
     "rcs": frozenset({"text", "image", "video", "file", "card", "carousel", "custom"}),
@@ -53,6 +63,8 @@ _PHONE = re.compile(r"[0-9]{7,15}")
 _BSUID = re.compile(r"[A-Z]{2}\.[0-9]{5,30}")  # WhatsApp business-scoped user id
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "file", "vcard", "sticker"})
 TRIAL_ERROR = {"code": "1160", "detail": "Non White-listed Destination - rejected"}
+# A WhatsApp message to a number with no WhatsApp account (the sandbox's ``no_whatsapp`` toggle).
+NO_WHATSAPP_ERROR = {"code": "1300", "detail": "Not part of the provider network: the number has no WhatsApp account"}
 
 
 def handle_messages(ctx: SandboxContext, request: Request) -> ApiResult:
@@ -78,54 +90,97 @@ def handle_messages(ctx: SandboxContext, request: Request) -> ApiResult:
     if refusal is not None:
         return ApiResult(refusal, outcome="422", auth=caller.method)
 
-    channel = body["channel"]
-    parts = _sms_parts(body) if channel == "sms" else 1
+    # A failover workflow: the items are tried in order; an item Vonage rejects (trial allow-list,
+    # a number with no WhatsApp) passes to the next. Only the item that goes out is charged.
+    items = [body, *(body.get("failover") or [])]
+    chosen: int | None = None
+    rejections: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        reason = _rejection(config, item)
+        if reason is None:
+            chosen = index
+            break
+        rejections.append(reason)
+    delivered_item = items[chosen] if chosen is not None else body
+    channel = delivered_item["channel"]
+    parts = _sms_parts(delivered_item) if channel == "sms" else 1
     price = config.sms_price * parts if channel in ("sms", "mms") else config.ott_price
-    trial_rejected = config.trial and body["to"] not in config.allow_list
-    if not trial_rejected and ctx.state.try_charge(price) is None:
+    if chosen is not None and ctx.state.try_charge(price) is None:
         return ApiResult(low_balance(), outcome="402", auth=caller.method)
 
     message_uuid = str(uuid.uuid4())
     answer: dict[str, str] = {"message_uuid": message_uuid}
-    if isinstance(body.get("failover"), list) and body["failover"]:
+    if len(items) > 1:
         answer["workflow_id"] = str(uuid.uuid4())
+    # Each item of a workflow is its own message with its own uuid; the first is the one answered.
+    uuids = [message_uuid] + [str(uuid.uuid4()) for _ in items[1:]]
+    attempted = len(items) if chosen is None else chosen + 1
+    trial_rejected = chosen is None and bool(rejections) and rejections[0]["code"] == TRIAL_ERROR["code"]
     ctx.state.record_message(
         {
             "api": "messages",
             "id": message_uuid,
-            "message_ids": [message_uuid],
+            "message_ids": uuids[:attempted],
             "channel": channel,
-            "message_type": body["message_type"],
+            "message_type": delivered_item["message_type"],
             "to": body["to"],
-            "from": body["from"],
-            "text": body.get("text"),
+            "from": delivered_item["from"],
+            "text": delivered_item.get("text"),
             "parts": parts,
             "client_ref": body.get("client_ref"),
             "auth": caller.method,
             "content_type": request.content_type,
             "fields": body,
+            "item_fields": delivered_item,
+            "workflow_id": answer.get("workflow_id"),
+            "delivered_item": None if chosen is None else chosen + 1,
             "received_at": iso_time(now),
-            "price": "0" if trial_rejected else _usage_price(price),
+            "price": "0" if chosen is None else _usage_price(price),
             "trial_rejected": trial_rejected,
         }
     )
-    if not trial_rejected:
+    if chosen is not None:
         ctx.state.add_to_inbox(
             body["to"],
             {
                 "kind": "message",
                 "api": "messages",
                 "channel": channel,
-                "from": body["from"],
-                "text": body.get("text") or f"[{body['message_type']}]",
-                "message_ids": [message_uuid],
+                "from": delivered_item["from"],
+                "text": delivered_item.get("text") or f"[{delivered_item['message_type']}]",
+                "message_ids": [uuids[chosen]],
             },
         )
-    statuses = ["rejected"] if trial_rejected else ["submitted", "delivered"]
-    if channel in READ_CHANNELS and not trial_rejected:
-        statuses.append("read")
-    deliveries = _status_webhooks(ctx, body, answer, statuses, parts, price, caller.application_id, now)
+    deliveries: list[Delivery] = []
+    step = 0
+    for index in range(attempted):
+        item = items[index]
+        item_answer = {**answer, "message_uuid": uuids[index]}
+        if index < len(rejections) and (chosen is None or index < chosen):
+            statuses, error = ["rejected"], rejections[index]
+        else:
+            statuses, error = ["submitted", "delivered"], None
+            if item["channel"] in READ_CHANNELS:
+                statuses.append("read")
+        item_price = config.sms_price * (_sms_parts(item) if item["channel"] == "sms" else 1) if item["channel"] in (
+            "sms", "mms") else config.ott_price
+        deliveries.extend(
+            _status_webhooks(
+                ctx, item, item_answer, statuses, parts, item_price, caller.application_id, now + step / 1000,
+                workflow=(index + 1, len(items)) if len(items) > 1 else None, error=error, client_ref=body.get("client_ref"),
+            )
+        )
+        step += len(statuses)
     return ApiResult(json_response(answer, status=202), deliveries, outcome="202", auth=caller.method)
+
+
+def _rejection(config: Any, item: dict[str, Any]) -> dict[str, str] | None:
+    """Why Vonage would reject this item after accepting the request (None: it goes out)."""
+    if config.trial and item["to"] not in config.allow_list:
+        return TRIAL_ERROR
+    if item["channel"] == "whatsapp" and item["to"] in config.no_whatsapp:
+        return NO_WHATSAPP_ERROR
+    return None
 
 
 def validate_message(body: dict[str, Any]) -> Response | None:
@@ -166,12 +221,22 @@ def validate_message(body: dict[str, Any]) -> Response | None:
             problems.append((message_type, "must be an object with a url"))
     elif message_type == "template" and not isinstance(body.get("template"), dict):
         problems.append(("template", "must be an object with a name"))
-    client_ref = body.get("client_ref")
-    if client_ref is not None and (not isinstance(client_ref, str) or len(client_ref) > 100):
-        problems.append(("client_ref", "must be a string of at most 100 characters"))
-    webhook_url = body.get("webhook_url")
-    if webhook_url is not None and (not isinstance(webhook_url, str) or not webhook_url.startswith("http")):
-        problems.append(("webhook_url", "must be an http(s) URL"))
+    problems.extend(rich_problems(body, channel, message_type))
+    failover = body.get("failover")
+    if failover is not None:
+        if not isinstance(failover, list) or not failover:
+            problems.append(("failover", "must be a non-empty array of message objects"))
+        else:
+            for index, item in enumerate(failover):
+                if not isinstance(item, dict) or "failover" in item:
+                    problems.append((f"failover[{index}]", "must be a message object without its own failover"))
+                    continue
+                refusal = validate_message(item)
+                if refusal is not None:
+                    listed = json.loads(refusal.get_data(as_text=True)).get("invalid_parameters") or [
+                        {"name": "message_type", "reason": "is not valid on this channel"}
+                    ]
+                    problems.extend((f"failover[{index}].{p['name']}", p["reason"]) for p in listed)
     return invalid_params(problems) if problems else None
 
 
@@ -184,8 +249,11 @@ def status_payload(
     parts: int,
     price: Decimal,
     network_code: str,
+    workflow: tuple[int, int] | None = None,
+    error: dict[str, str] | None = None,
+    client_ref: str | None = None,
 ) -> dict[str, Any]:
-    """A Messages API status webhook body (§6.2)."""
+    """A Messages API status webhook body (§6.2); ``workflow`` is (this item, items in all)."""
     payload: dict[str, Any] = {
         "message_uuid": answer["message_uuid"],
         "to": body["to"],
@@ -194,13 +262,14 @@ def status_payload(
         "status": status,
         "channel": body["channel"],
     }
-    if body.get("client_ref"):
-        payload["client_ref"] = body["client_ref"]
+    if client_ref or body.get("client_ref"):
+        payload["client_ref"] = client_ref or body["client_ref"]
     if status == "rejected":
+        reason = error or TRIAL_ERROR
         payload["error"] = {
-            "type": f"https://developer.vonage.com/api-errors/messages#{TRIAL_ERROR['code']}",
-            "title": TRIAL_ERROR["code"],
-            "detail": TRIAL_ERROR["detail"],
+            "type": f"https://developer.vonage.com/api-errors/messages#{reason['code']}",
+            "title": reason["code"],
+            "detail": reason["detail"],
             "instance": str(uuid.uuid4()),
         }
     elif body["channel"] in PRICED_CHANNELS:
@@ -209,8 +278,8 @@ def status_payload(
         payload["sms"] = {"count_total": str(parts)}
         payload["destination"] = {"network_code": network_code}
     if "workflow_id" in answer:
-        total = 1 + len(body.get("failover") or [])
-        payload["workflow"] = {"workflow_id": answer["workflow_id"], "items_number": "1", "items_total": str(total)}
+        number, total = workflow or (1, 1 + len(body.get("failover") or []))
+        payload["workflow"] = {"workflow_id": answer["workflow_id"], "items_number": str(number), "items_total": str(total)}
     return payload
 
 
@@ -223,6 +292,10 @@ def _status_webhooks(
     price: Decimal,
     application_id: str | None,
     now: float,
+    *,
+    workflow: tuple[int, int] | None = None,
+    error: dict[str, str] | None = None,
+    client_ref: str | None = None,
 ) -> list[Delivery]:
     url = body.get("webhook_url") or ctx.config.status_webhook_url
     if not url:
@@ -231,7 +304,8 @@ def _status_webhooks(
     for index, status in enumerate(statuses):
         # Each status happened a millisecond after the previous one, so a receiver can order them.
         payload = status_payload(
-            body, answer, status, at=now + index / 1000, parts=parts, price=price, network_code=ctx.config.network_code
+            body, answer, status, at=now + index / 1000, parts=parts, price=price, network_code=ctx.config.network_code,
+            workflow=workflow, error=error, client_ref=client_ref,
         )
         deliveries.append(
             Delivery(

@@ -230,6 +230,11 @@ class Sandbox:
         }
         return inject_inbound(self.ctx, spec, self.ctx.faults.draw("inbound"))
 
+    def answer(self, message_uuid: str, choice: str, *, url: str | None = None) -> dict[str, Any]:
+        """Make the phone answer an interactive message (a button, a list row, an RCS suggestion)."""
+        spec = {"answer": {"message_uuid": message_uuid, "choice": choice}, "url": url}
+        return inject_inbound(self.ctx, spec, self.ctx.faults.draw("inbound"))
+
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until every queued webhook was delivered or given up; False on timeout."""
         return self.ctx.dispatcher.wait_idle(timeout)

@@ -77,6 +77,9 @@ class Settings:
     vonage_max_retries: int = 3
     status_webhook_url: str | None = None
 
+    # Failover and the WhatsApp window (docs/failover.md)
+    whatsapp_window_check: bool = True  # free-form WhatsApp only inside the 24 h customer-service window
+
     # Verify
     verify_api: str = "v2"
     verify_public: bool = False
@@ -142,6 +145,7 @@ class Settings:
             vonage_timeout=env.number("VONAGE_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             vonage_max_retries=env.integer("VONAGE_MAX_RETRIES", 3, minimum=0),
             status_webhook_url=env.string("STATUS_WEBHOOK_URL"),
+            whatsapp_window_check=env.boolean("SEND_WHATSAPP_WINDOW_CHECK", True),
             verify_api=env.choice("VERIFY_API", ("v2", "legacy"), "v2"),
             verify_public=env.boolean("VERIFY_PUBLIC", False),
             cors_origins=env.items("CORS_ORIGINS"),

@@ -15,6 +15,12 @@ a record dict, plus the few store calls that apply them transactionally:
   (delivered when every part is, failed as soon as one part failed, naming it).
 - A receipt for a Vonage id we have not indexed yet is parked (``parked_receipts``)
   and merged when the send stores its ids; both sides re-check, so none is dropped.
+- A failover workflow (one request, several items tried in order) has one record with
+  ``items`` (channel, type, status, history each) and ``workflow_id``, which is indexed like a
+  Vonage id: a later item's status may carry a ``message_uuid`` we never saw, but always its
+  ``workflow{workflow_id, items_number}``. A rejected item that is not the last one does not
+  fail the message (the next item is being tried); the first item delivered is
+  ``delivered_item``; the message fails when the last item fails.
 """
 
 from __future__ import annotations
@@ -121,10 +127,12 @@ def new_message_record(
     message_type: str = "text",
     idempotency_key: str | None = None,
     now: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``pending`` record, written before Vonage is called."""
+    """A ``pending`` record, written before Vonage is called (``extra``: more fields, e.g. a workflow's items)."""
     at = _iso(now)
     return {
+        **dict(extra or {}),
         "id": message_id,
         "channel": channel,
         "api": api,
@@ -156,6 +164,9 @@ def apply_event(record: Mapping[str, Any], event: StatusEvent, *, now: float | N
     history = list(record.get("history") or [])
     if any(entry.get("event_key") == event.event_key for entry in history):
         return None
+    number = workflow_item_number(event)
+    if record.get("items") and number is not None and 1 <= number <= len(record["items"]):
+        return _apply_workflow_event(record, event, number, history, now)
     updated = dict(record)
     parts = [dict(part) for part in record.get("parts") or []]
     part_index = next((i for i, part in enumerate(parts) if part.get("vonage_id") == event.vonage_id), None)
@@ -190,20 +201,44 @@ def apply_event(record: Mapping[str, Any], event: StatusEvent, *, now: float | N
     return updated
 
 
+def workflow_id_of(event: StatusEvent) -> str | None:
+    """The ``workflow.workflow_id`` of a Messages API status of a failover item, else None."""
+    workflow = event.extra.get("workflow") if isinstance(event.extra, Mapping) else None
+    value = workflow.get("workflow_id") if isinstance(workflow, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def workflow_item_number(event: StatusEvent) -> int | None:
+    """Which item of its workflow a status is about (1-based), from ``workflow.items_number``."""
+    workflow = event.extra.get("workflow") if isinstance(event.extra, Mapping) else None
+    if not isinstance(workflow, Mapping):
+        return None
+    try:
+        return int(str(workflow.get("items_number")))
+    except ValueError:
+        return None
+
+
 def record_status_event(store: StateStore, event: StatusEvent) -> str:
     """Apply a receipt to its message, or park it until the message's ids are stored.
 
     Returns ``applied``, ``duplicate`` or ``parked``. Parking happens BEFORE the final
     index check, and the sender merges parked events AFTER writing the index, so a
-    receipt racing the send response is merged by whichever side comes second.
+    receipt racing the send response is merged by whichever side comes second. A failover
+    item's status is found (and parked) by its workflow id when its own id is unknown.
     """
-    message_id = _message_id_for(store, event.vonage_id)
-    if message_id is None:
-        store.update(PARKED, event.vonage_id, lambda doc: _park(doc, event), ttl=PARKED_TTL)
-        message_id = _message_id_for(store, event.vonage_id)
-        if message_id is None:
+    workflow_id = workflow_id_of(event)
+    message_id = _message_id_for(store, event.vonage_id) or (workflow_id and _message_id_for(store, workflow_id))
+    if not message_id:
+        park_key = workflow_id or event.vonage_id
+        store.update(PARKED, park_key, lambda doc: _park(doc, event), ttl=PARKED_TTL)
+        message_id = _message_id_for(store, event.vonage_id) or (workflow_id and _message_id_for(store, workflow_id))
+        if not message_id:
             return "parked"
-    return "applied" if _apply(store, message_id, [event]) else "duplicate"
+    applied = _apply(store, message_id, [event])
+    if applied and workflow_id:
+        _index(store, event.vonage_id, message_id)  # GET /send/<the item's uuid> finds the message
+    return "applied" if applied else "duplicate"
 
 
 def attach_vonage_ids(
@@ -214,8 +249,12 @@ def attach_vonage_ids(
     price: str | None = None,
     currency: str | None = None,
     now: float | None = None,
+    workflow_id: str | None = None,
 ) -> dict[str, Any] | None:
-    """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts."""
+    """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts.
+
+    ``workflow_id`` (a failover send) is stored and indexed too, and receipts parked under it merged.
+    """
     part_list = [dict(part) for part in parts]
 
     def accept(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -236,20 +275,29 @@ def attach_vonage_ids(
         if _advances(doc.get("status"), "submitted"):
             at = _iso(now)
             doc["history"] = [*doc.get("history", []), {"status": "submitted", "at": at, "received_at": at}]
-        doc.update(_aggregate(doc.get("status", "pending"), merged))
+        if doc.get("items"):
+            if workflow_id:
+                doc["workflow_id"] = workflow_id
+            items = [dict(item) for item in doc["items"]]
+            if items[0].get("status") in (None, "pending"):
+                items[0]["status"] = "submitted"
+                items[0]["vonage_id"] = part_list[0]["vonage_id"] if part_list else None
+                items[0]["history"] = [*items[0].get("history", []), {"status": "submitted", "at": _iso(now)}]
+            doc["items"] = items
+            doc.update(_workflow_status(doc.get("status", "pending"), items))
+        else:
+            doc.update(_aggregate(doc.get("status", "pending"), merged))
         doc["submitted_at"] = doc.get("submitted_at") or _iso(now)
         doc["updated_at"] = _iso(now)
         return doc
 
     record = store.update(MESSAGES, message_id, accept)
-    for part in part_list:
-        try:
-            store.create(MESSAGE_IDS, part["vonage_id"], {"message_id": message_id})
-        except RecordExistsError:
-            pass
+    keys = [part["vonage_id"] for part in part_list] + ([workflow_id] if workflow_id else [])
+    for key in keys:
+        _index(store, key, message_id)
     parked: list[StatusEvent] = []
-    for part in part_list:
-        doc = store.get(PARKED, part["vonage_id"])
+    for key in keys:
+        doc = store.get(PARKED, key)
         if doc:
             parked.extend(StatusEvent.from_dict(item) for item in doc.get("events", []))
     if parked:
@@ -276,6 +324,70 @@ def mark_failed(store: StateStore, message_id: str, *, code: str, message: str, 
 
 
 # ---- internals --------------------------------------------------------------
+
+
+def _index(store: StateStore, vonage_id: str, message_id: str) -> None:
+    try:
+        store.create(MESSAGE_IDS, vonage_id, {"message_id": message_id})
+    except RecordExistsError:
+        pass
+
+
+def _apply_workflow_event(
+    record: Mapping[str, Any], event: StatusEvent, number: int, history: list[dict[str, Any]], now: float | None
+) -> dict[str, Any]:
+    """A status of item ``number`` of a failover workflow, applied to that item and to the message."""
+    updated = dict(record)
+    items = [dict(item) for item in record["items"]]
+    item = items[number - 1]
+    if _advances(item.get("status"), event.status):
+        item["status"] = event.status
+        if event.status in FINAL_FAILURES:
+            item["error"] = _error(event)
+    item.setdefault("vonage_id", event.vonage_id)
+    item["vonage_id"] = item.get("vonage_id") or event.vonage_id
+    if event.price is not None:
+        item["price"] = event.price
+    entry = {"status": event.status, "at": event.timestamp, "received_at": _iso(now)}
+    if event.error_code not in (None, "", "0"):
+        entry["error"] = _error(event)
+    item["history"] = [*item.get("history", []), entry][-MAX_HISTORY:]
+    items[number - 1] = item
+    updated["items"] = items
+    if event.vonage_id not in (record.get("vonage_ids") or []):
+        updated["vonage_ids"] = [*(record.get("vonage_ids") or []), event.vonage_id]
+    if event.currency:
+        updated["currency"] = event.currency
+    updated["price"] = _total_price(items)
+    history.append(
+        {
+            "status": event.status,
+            "at": event.timestamp,
+            "received_at": _iso(now),
+            "vonage_id": event.vonage_id,
+            "item": number,
+            "channel": item.get("channel"),
+            "error": _error(event) if event.error_code not in (None, "", "0") else None,
+            "event_key": event.event_key,
+        }
+    )
+    updated["history"] = history[-MAX_HISTORY:]
+    updated.update(_workflow_status(record.get("status", "pending"), items))
+    updated["updated_at"] = _iso(now)
+    return updated
+
+
+def _workflow_status(current: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A workflow's status from its items: delivered when one item is, failed when the last one failed."""
+    reached = [(i, item) for i, item in enumerate(items) if item.get("status") in ("delivered", "read")]
+    if reached:
+        index, item = reached[0]
+        return {"status": item["status"], "delivered_item": index + 1, "error": None}
+    last = items[-1]
+    if last.get("status") in FINAL_FAILURES:
+        return {"status": last["status"], "delivered_item": None, "error": last.get("error")}
+    started = any(item.get("status") not in (None, "pending") for item in items)
+    return {"status": "submitted" if started or RANK.get(current, 0) >= 1 else current, "delivered_item": None}
 
 
 def _message_id_for(store: StateStore, vonage_id: str) -> str | None:

@@ -14,6 +14,15 @@ the network. Limits come from vonage-api.md (sections 1.3, 5.3, 5.4, 11):
   payload builder converts); its range depends on the channel (:data:`TTL_RANGES`).
 - SMS texts are analysed (GSM-7 / UCS-2, parts) and refused above ``max_segments`` parts,
   except in a ``dry_run``, whose answer is the analysis.
+- Rich content (``shared.messages.rich``): WhatsApp ``location``, ``sticker``, ``reaction``,
+  ``interactive`` and ``custom``, MMS ``vcard``, Viber ``video``, RCS ``card``, ``carousel``,
+  ``custom`` and ``suggestions``; WhatsApp ``context`` (a quoted reply).
+- ``failover``: further items ``[{channel, from?, ttl?, <content>}]`` tried in order by Vonage when
+  the previous one is rejected, sent as ONE Messages API request; the top-level fields are the
+  first item. ``channels`` (e.g. ``["whatsapp", "sms"]``) instead lets the send path build that
+  list per recipient (``shared.messages.failover``): free-form WhatsApp only inside the 24-hour
+  window, else ``template``, else the next channel. ``from`` may then be an object
+  ``{channel: sender}``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError, InvalidPhoneError, ServiceError, ValidationError
+from shared.messages import rich
 from shared.messages.encoding import TextAnalysis, analyze_text
 from shared.phone import parse_phone
 
@@ -37,6 +47,9 @@ __all__ = [
     "APIS",
     "CHANNELS",
     "CONTENT_BY_CHANNEL",
+    "CONTENT_KINDS",
+    "MAX_ITEMS",
+    "MessageItem",
     "MAX_SEGMENTS_LIMIT",
     "MEDIA_KINDS",
     "TEXT_LIMITS",
@@ -50,15 +63,24 @@ __all__ = [
 CHANNELS = ("sms", "mms", "whatsapp", "messenger", "viber", "rcs")
 APIS = ("sms", "messages")
 MEDIA_KINDS = ("image", "audio", "video", "file")
+# Every content field a request may carry; exactly one per message item.
+CONTENT_KINDS = (
+    "text", *MEDIA_KINDS, "template", "location", "sticker", "reaction", "interactive", "custom", "vcard", "card", "carousel"
+)
 CONTENT_BY_CHANNEL: Mapping[str, frozenset[str]] = {
     "sms": frozenset({"text"}),
-    "mms": frozenset({"text", "image", "audio", "video", "file"}),
-    "whatsapp": frozenset({"text", "image", "audio", "video", "file", "template"}),
+    "mms": frozenset({"text", "image", "audio", "video", "file", "vcard"}),
+    "whatsapp": frozenset(
+        {"text", "image", "audio", "video", "file", "template", "location", "sticker", "reaction", "interactive", "custom"}
+    ),
     "messenger": frozenset({"text", "image", "audio", "video", "file"}),
-    # Viber video needs thumb_url, duration and file_size (vonage-api.md 5.4): not offered here.
-    "viber": frozenset({"text", "image", "file"}),
-    "rcs": frozenset({"text", "image", "video", "file"}),
+    # Viber video carries thumb_url, duration and file_size (vonage-api.md 5.4).
+    "viber": frozenset({"text", "image", "video", "file"}),
+    "rcs": frozenset({"text", "image", "video", "file", "card", "carousel", "custom"}),
 }
+# One request of at most this many items (the first and its failover). Vonage documents no limit;
+# each further item is one more channel the person may be charged on, so the list stays short.
+MAX_ITEMS = 5
 # (channel, media kind) pairs whose Messages API object takes a caption (vonage-api.md 5.4).
 _CAPTIONED = frozenset(
     {("mms", kind) for kind in MEDIA_KINDS}
@@ -87,8 +109,10 @@ TTL_RANGES: Mapping[tuple[str, str], tuple[int, int]] = {
     ("viber", "messages"): (30, 259_200),
 }
 _FIELDS = frozenset(
-    {"to", "text", "template", "channel", "api", "from", "client_ref", "ttl", "max_segments", "dry_run", *MEDIA_KINDS}
+    {"to", "channel", "api", "from", "client_ref", "ttl", "max_segments", "dry_run", *CONTENT_KINDS,
+     "suggestions", "context", "rcs", "failover", "channels"}
 )
+_ITEM_FIELDS = frozenset({"channel", "from", "ttl", *CONTENT_KINDS, "suggestions", "context", "rcs"})
 _NUMERIC_SENDER = re.compile(r"\+?[0-9][0-9 ()\-.]*")
 _ALPHA_SENDER = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,50}")
@@ -97,12 +121,21 @@ _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,4})?")
 
 @dataclass(frozen=True)
 class Content:
-    """What is sent: ``kind`` is ``text``, a media kind, or ``template``."""
+    """What is sent: ``kind`` is one of :data:`CONTENT_KINDS`."""
 
     kind: str
     text: str | None = None
     media: Mapping[str, str] | None = None  # url, caption?, name?
     template: Mapping[str, Any] | None = None  # name, parameters, locale
+    obj: Mapping[str, Any] | None = None  # the checked wire object of the other kinds
+    options: Mapping[str, str] | None = None  # channel options: viber_service (video) or rcs
+    suggestions: tuple[Mapping[str, Any], ...] | None = None  # RCS text chips
+    context: Mapping[str, str] | None = None  # WhatsApp quoted reply / reaction target
+
+    @property
+    def message_type(self) -> str:
+        """The Messages API ``message_type``: an interactive object travels as ``custom``."""
+        return "custom" if self.kind == "interactive" else self.kind
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (for the request fingerprint)."""
@@ -113,6 +146,38 @@ class Content:
             data["media"] = dict(self.media)
         if self.template is not None:
             data["template"] = {**self.template, "parameters": list(self.template.get("parameters", []))}
+        for name in ("obj", "options", "context"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = dict(value)
+        if self.suggestions is not None:
+            data["suggestions"] = [dict(s) for s in self.suggestions]
+        return data
+
+
+@dataclass(frozen=True)
+class MessageItem:
+    """One message of a workflow: a channel, its sender, its content (and SMS analysis, ttl)."""
+
+    channel: str
+    sender: str
+    content: Content
+    analysis: TextAnalysis | None = None
+    ttl: int | None = None
+
+    @property
+    def whatsapp_free_form(self) -> bool:
+        """True for WhatsApp content other than a template: it only arrives inside the 24 h window."""
+        return self.channel == "whatsapp" and self.content.kind != "template"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "from": self.sender, "content": self.content.to_dict(), "ttl": self.ttl}
+
+    def summary(self) -> dict[str, Any]:
+        """What a caller sees of the item: channel, type, sender and, for SMS, the encoding."""
+        data: dict[str, Any] = {"channel": self.channel, "message_type": self.content.kind, "from": self.sender}
+        if self.analysis is not None:
+            data.update(encoding=self.analysis.encoding, segments=self.analysis.segments)
         return data
 
 
@@ -152,6 +217,24 @@ class SendRequest:
     dry_run: bool = False
     analysis: TextAnalysis | None = None  # SMS texts only
     callback_url: str | None = field(default=None, repr=False)
+    failover: tuple[MessageItem, ...] = ()  # further items after the first, as the caller gave them
+    channels: tuple[str, ...] = ()  # channel preference: the list is built per recipient
+    candidates: tuple[MessageItem, ...] = ()  # with ``channels``: every item the plan may use, in order
+
+    @property
+    def first(self) -> MessageItem:
+        """The first item (the top-level channel, sender and content)."""
+        return MessageItem(self.channel, self.sender, self.content, self.analysis, self.ttl)
+
+    @property
+    def items(self) -> tuple[MessageItem, ...]:
+        """The explicit workflow: the first item and its failover."""
+        return (self.first, *self.failover)
+
+    @property
+    def is_workflow(self) -> bool:
+        """True when the send may carry several items (``failover`` or ``channels``)."""
+        return bool(self.failover or self.channels)
 
     @property
     def fingerprint(self) -> str:
@@ -171,6 +254,11 @@ class SendRequest:
             "ttl": self.ttl,
             "max_segments": self.max_segments,
         }
+        if self.failover:
+            canonical["failover"] = [item.to_dict() for item in self.failover]
+        if self.channels:
+            canonical["channels"] = list(self.channels)
+            canonical["candidates"] = [item.to_dict() for item in self.candidates]
         data = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
@@ -186,48 +274,201 @@ def parse_send_request(body: Mapping[str, Any], settings: Settings) -> SendReque
             field=unknown[0],
             code="unknown_field",
         )
-    channel = _channel(body.get("channel"))
-    api = _api(body.get("api"), channel, settings)
+    channels = _channel_list(body.get("channels"))
+    if channels and body.get("channel") is not None:
+        raise ValidationError("give channel or channels, not both", field="channels")
+    if channels and body.get("failover") is not None:
+        raise ValidationError(
+            "give failover (your own list) or channels (a list built from the WhatsApp window), not both", field="failover"
+        )
+    channel = channels[0] if channels else _channel(body.get("channel"))
+    workflow = bool(channels) or body.get("failover") is not None
+    api = _api(body.get("api"), channel, settings, workflow=workflow)
     dry_run = _boolean(body, "dry_run", False)
-    content = _content(body, channel)
     max_segments = _integer(body, "max_segments", 1, MAX_SEGMENTS_LIMIT)
     if max_segments is None:
         max_segments = settings.max_segments
-    analysis = None
-    if channel == "sms":
-        assert content.text is not None  # sms takes text only
-        analysis = analyze_text(content.text)
-        if analysis.segments > max_segments and not dry_run:
-            raise ValidationError(
-                f"the text would be sent as {analysis.segments} SMS parts ({analysis.encoding}), more than "
-                f"max_segments={max_segments}; shorten it"
-                + (", or replace the characters that force UCS-2" if analysis.is_unicode else "")
-                + ", or raise max_segments",
-                field="text",
-                code="too_many_segments",
-                details=analysis.to_dict() | {"max_segments": max_segments},
-            )
+    limits = _ItemLimits(settings, api, max_segments, dry_run)
+    candidates: tuple[MessageItem, ...] = ()
+    failover: tuple[MessageItem, ...] = ()
+    if channels:
+        if body.get("ttl") is not None:
+            raise ValidationError("ttl differs per channel: use failover items to give one per channel", field="ttl")
+        candidates = _candidates(body, channels, limits)
+        first = candidates[0]
+    else:
+        first = _item(body, channel, _sender_for(body.get("from"), channel, settings), limits)
+        if body.get("failover") is not None:
+            failover = _failover(body["failover"], body, limits)
+    used = {item.channel for item in (first, *failover, *candidates)}
+    if "messenger" in used and (failover or channels):
+        raise ValidationError(
+            "messenger addresses people by page-scoped id, not by phone number: it cannot share a workflow with other channels",
+            field="failover" if failover else "channels",
+            code="unsupported_content",
+        )
     bulk, recipients = _recipients(body.get("to"), channel, settings)
-    sender = _sender(body.get("from", settings.brand_number), channel)
     client_ref = _client_ref(body.get("client_ref"))
-    ttl = _ttl(body, channel, api)
     callback = settings.status_webhook_url
     if callback and api == "sms" and len(callback) > SMS_API_CALLBACK_LIMIT:
         raise ConfigError(f"STATUS_WEBHOOK_URL is longer than the {SMS_API_CALLBACK_LIMIT} characters the SMS API accepts")
     return SendRequest(
-        channel=channel,
+        channel=first.channel,
         api=api,
         bulk=bulk,
         recipients=recipients,
-        sender=sender,
-        content=content,
+        sender=first.sender,
+        content=first.content,
         client_ref=client_ref,
-        ttl=ttl,
+        ttl=first.ttl,
         max_segments=max_segments,
         dry_run=dry_run,
-        analysis=analysis,
+        analysis=first.analysis,
         callback_url=callback,
+        failover=failover,
+        channels=channels,
+        candidates=candidates,
     )
+
+
+@dataclass(frozen=True)
+class _ItemLimits:
+    settings: Settings
+    api: str
+    max_segments: int
+    dry_run: bool
+
+
+def _item(source: Mapping[str, Any], channel: str, sender: str, limits: _ItemLimits) -> MessageItem:
+    """One message item: its content checked for ``channel``, SMS texts analysed."""
+    content = _content(source, channel)
+    analysis = None
+    if channel == "sms":
+        assert content.text is not None  # sms takes text only
+        analysis = analyze_text(content.text)
+        if analysis.segments > limits.max_segments and not limits.dry_run:
+            raise ValidationError(
+                f"the text would be sent as {analysis.segments} SMS parts ({analysis.encoding}), more than "
+                f"max_segments={limits.max_segments}; shorten it"
+                + (", or replace the characters that force UCS-2" if analysis.is_unicode else "")
+                + ", or raise max_segments",
+                field="text",
+                code="too_many_segments",
+                details=analysis.to_dict() | {"max_segments": limits.max_segments},
+            )
+    return MessageItem(channel, sender, content, analysis, _ttl(source, channel, limits.api))
+
+
+def _failover(value: Any, body: Mapping[str, Any], limits: _ItemLimits) -> tuple[MessageItem, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("failover must be a non-empty list of message items ({channel, <content>})", field="failover")
+    if len(value) + 1 > MAX_ITEMS:
+        raise ValidationError(f"a send takes at most {MAX_ITEMS} items (the first and {MAX_ITEMS - 1} failover items)",
+                              field="failover")
+    items = []
+    for index, raw in enumerate(value):
+        prefix = f"failover[{index}]"
+        with _prefixed(prefix):
+            if not isinstance(raw, Mapping):
+                raise ValidationError("must be an object: {channel, from?, ttl?, <content>}")
+            unknown = sorted(str(name) for name in raw if name not in _ITEM_FIELDS)
+            if unknown:
+                raise ValidationError(f"unknown field {unknown[0]!r}; an item takes {', '.join(sorted(_ITEM_FIELDS))}",
+                                      field=unknown[0], code="unknown_field")
+            if raw.get("channel") is None:
+                raise ValidationError("channel is required", field="channel", code="missing_field")
+            channel = _channel(raw["channel"])
+            # An item's sender defaults to the top-level one, else the brand number.
+            sender_raw = raw.get("from", body.get("from"))
+            items.append(_item(raw, channel, _sender_for(sender_raw, channel, limits.settings), limits))
+    return tuple(items)
+
+
+def _candidates(body: Mapping[str, Any], channels: tuple[str, ...], limits: _ItemLimits) -> tuple[MessageItem, ...]:
+    """Channel preference: per channel the free-form item and, for WhatsApp, the template item."""
+    free = [name for name in CONTENT_KINDS if name != "template" and body.get(name) is not None]
+    template = body.get("template")
+    if len(free) > 1:
+        raise ValidationError(f"give only one content besides a template (got {', '.join(free)})", field=free[1])
+    if not free and template is None:
+        raise ValidationError("nothing to send: give a text (or other content) and, for WhatsApp, a template",
+                              field="text", code="missing_field")
+    if template is not None and "whatsapp" not in channels:
+        raise ValidationError("template is for WhatsApp: add whatsapp to channels", field="template")
+    out: list[MessageItem] = []
+    for channel in channels:
+        sender = _sender_for(body.get("from"), channel, limits.settings)
+        made = False
+        if free and free[0] in CONTENT_BY_CHANNEL[channel]:
+            source = {free[0]: body[free[0]]}
+            if channel == "rcs" and body.get("suggestions") is not None:
+                source["suggestions"] = body["suggestions"]
+            if channel == "whatsapp" and body.get("context") is not None:
+                source["context"] = body["context"]
+            with _prefixed(None, channel=channel):
+                out.append(_item(source, channel, sender, limits))
+            made = True
+        if channel == "whatsapp" and template is not None:
+            out.append(_item({"template": template}, channel, sender, limits))
+            made = True
+        if not made:
+            kind = free[0] if free else "template"
+            raise ValidationError(
+                f"channel {channel!r} does not take {kind}; it takes {', '.join(sorted(CONTENT_BY_CHANNEL[channel]))}",
+                field="channels",
+                code="unsupported_content",
+            )
+    return tuple(out)
+
+
+class _prefixed:
+    """Re-raise a ValidationError of a nested item with the item's place in the request."""
+
+    def __init__(self, prefix: str | None, *, channel: str | None = None) -> None:
+        self.prefix = prefix
+        self.channel = channel
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if not isinstance(exc, ValidationError):
+            return False
+        where = self.prefix or f"channels[{self.channel}]"
+        field_name = f"{self.prefix}.{exc.field}" if self.prefix and exc.field else (exc.field or where)
+        details = {**exc.details, "field": field_name}
+        raise ValidationError(f"{where}: {exc.message}", field=field_name, code=exc.code, details=details) from exc
+
+
+def _sender_for(value: Any, channel: str, settings: Settings) -> str:
+    """``from`` as a string, or an object naming a sender per channel; the brand number by default."""
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if _channel_or_none(k) is None)
+        if unknown:
+            raise ValidationError(f"from names an unknown channel {unknown[0]!r}", field=f"from.{unknown[0]}")
+        by_channel = {_channel_or_none(k): v for k, v in value.items()}
+        value = by_channel.get(channel)
+    return _sender(value if value is not None else settings.brand_number, channel)
+
+
+def _channel_or_none(value: Any) -> str | None:
+    try:
+        return _channel(value)
+    except ValidationError:
+        return None
+
+
+def _channel_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ValidationError('channels must be a non-empty list, e.g. ["whatsapp", "sms"]', field="channels")
+    channels = tuple(_channel(item) for item in value)
+    if len(set(channels)) != len(channels):
+        raise ValidationError("channels lists a channel twice", field="channels")
+    if len(channels) > MAX_ITEMS:
+        raise ValidationError(f"channels takes at most {MAX_ITEMS} channels", field="channels")
+    return channels
 
 
 # ---- fields ---------------------------------------------------------------------------------
@@ -248,9 +489,15 @@ def _channel(value: Any) -> str:
     return channel
 
 
-def _api(value: Any, channel: str, settings: Settings) -> str:
+def _api(value: Any, channel: str, settings: Settings, *, workflow: bool = False) -> str:
+    if workflow and value is not None and str(value).strip().lower() == "sms":
+        raise ValidationError(
+            "failover and channels go through the Messages API (api=messages); the SMS API sends one SMS",
+            field="api",
+            code="invalid_api",
+        )
     if value is None:
-        if channel != "sms":
+        if channel != "sms" or workflow:
             return "messages"
         # The Messages API where an application is configured (JWT), else the SMS API (key + secret).
         return "messages" if settings.has_application else "sms"
@@ -267,13 +514,14 @@ def _api(value: Any, channel: str, settings: Settings) -> str:
 
 
 def _content(body: Mapping[str, Any], channel: str) -> Content:
-    given = [name for name in ("text", *MEDIA_KINDS, "template") if body.get(name) is not None]
+    given = [name for name in CONTENT_KINDS if body.get(name) is not None]
     if not given:
         kinds = ", ".join(sorted(CONTENT_BY_CHANNEL[channel]))
         raise ValidationError(f"nothing to send: give one of {kinds}", field="text", code="missing_field")
     if len(given) > 1:
         raise ValidationError(
-            f"give only one of text, a media object or a template (got {', '.join(given)})", field=given[1]
+            f"give only one of text, a media object, a template or another content object (got {', '.join(given)})",
+            field=given[1],
         )
     kind = given[0]
     if kind not in CONTENT_BY_CHANNEL[channel]:
@@ -282,11 +530,44 @@ def _content(body: Mapping[str, Any], channel: str) -> Content:
             field=kind,
             code="unsupported_content",
         )
+    context = None
+    if body.get("context") is not None:
+        if channel != "whatsapp":
+            raise ValidationError("context (a quoted reply) is a WhatsApp option", field="context")
+        context = rich.parse_context(body["context"])
+    suggestions = None
+    if body.get("suggestions") is not None:
+        if channel != "rcs" or kind != "text":
+            raise ValidationError("suggestions go on an RCS text (cards carry their own)", field="suggestions")
+        suggestions = tuple(rich.parse_suggestions(body["suggestions"], "suggestions", rich.TEXT_SUGGESTION_LIMIT))
+    value = body[kind]
+    if body.get("rcs") is not None and channel != "rcs":
+        raise ValidationError("rcs options are for the rcs channel", field="rcs")
+    rcs_options = rich.parse_rcs_options(body.get("rcs"), kind) if channel == "rcs" else None
     if kind == "text":
-        return Content("text", text=_text(body["text"], channel))
+        return Content("text", text=_text(value, channel), suggestions=suggestions, context=context, options=rcs_options)
     if kind == "template":
-        return Content("template", template=_template(body["template"]))
-    return Content(kind, media=_media(body[kind], kind, channel))
+        return Content("template", template=_template(value), context=context)
+    if kind == "video" and channel == "viber":
+        video, options = rich.parse_viber_video(value)
+        return Content("video", media=video, options=options)
+    if kind in MEDIA_KINDS:
+        return Content(kind, media=_media(value, kind, channel), context=context, options=rcs_options)
+    if kind == "reaction":
+        if context is None:
+            raise ValidationError("a reaction needs context.message_uuid: the message it reacts to",
+                                  field="context", code="missing_field")
+        return Content(kind, obj=rich.parse_reaction(value), context=context)
+    parsers = {
+        "location": rich.parse_location,
+        "sticker": rich.parse_sticker,
+        "interactive": rich.parse_interactive,
+        "vcard": rich.parse_vcard,
+        "card": rich.parse_card,
+        "carousel": rich.parse_carousel,
+    }
+    obj = rich.parse_custom(value, channel) if kind == "custom" else parsers[kind](value)
+    return Content(kind, obj=obj, context=context, options=rcs_options)
 
 
 def _text(value: Any, channel: str) -> str:

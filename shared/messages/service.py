@@ -45,6 +45,7 @@ from shared.errors import (
 )
 from shared.log import get_logger
 from shared.messages import idempotency as idem
+from shared.messages.failover import Plan, plan_items
 from shared.messages.pacing import BULK_WORKERS, THROTTLE_RETRIES, get_pacer, paced_call, run_bounded
 from shared.messages.payloads import messages_api_body, sms_api_arguments
 from shared.messages.records import (
@@ -55,7 +56,7 @@ from shared.messages.records import (
     new_message_id,
     new_message_record,
 )
-from shared.messages.request import Recipient, SendRequest, parse_send_request
+from shared.messages.request import MessageItem, Recipient, SendRequest, parse_send_request
 from shared.messages.suppression import is_suppressed
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def send_messages(
     # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
     key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
-        return SendOutcome(200, _dry_run_report(request, store))
+        return SendOutcome(200, _dry_run_report(request, store, settings, clock))
     deliveries = _execute(
         _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
     )
@@ -308,6 +309,8 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
             return _Delivery({**(claim.result or {}), "replayed": True})
 
     try:
+        # One opt-out stops the whole workflow, on every channel: the suppression list is kept
+        # per number (STOP on SMS or on WhatsApp alike), see docs/failover.md.
         if not run.bypass_suppression and is_suppressed(store, address):
             _release(run, claim)
             error = ServiceError(
@@ -317,23 +320,36 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 details={"to": address},
             )
             return _Delivery(base | {"status": OPTED_OUT, "error": _error_dict(error)}, error)
+        try:
+            plan = plan_items(request, address, store=store, settings=settings, clock=run.clock)
+        except ServiceError as exc:
+            _release(run, claim)
+            return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+        first = plan.items[0]
+        if request.is_workflow:
+            base.update(channel=first.channel, message_type=first.content.kind, **{"from": first.sender})
+            base["items"] = [item.summary() for item in plan.items]
+            if plan.skipped:
+                base["skipped_items"] = [dict(s) for s in plan.skipped]
         message_id = new_message_id()
-        analysis = request.analysis
+        analysis = first.analysis
         store.create(
             MESSAGES,
             message_id,
             new_message_record(
                 message_id,
-                channel=request.channel,
+                channel=first.channel,
                 api=request.api,
                 to=address,
-                sender=request.sender,
+                sender=first.sender,
                 client_ref=request.client_ref,
                 encoding=analysis.encoding if analysis else None,
                 segments=analysis.segments if analysis else None,
-                message_type=request.content.kind,
+                message_type=first.content.kind,
                 idempotency_key=run.key,
                 now=run.clock(),
+                # One item left (the others skipped) is a plain message: Vonage gives it no workflow.
+                extra=_record_extra(plan.items, workflow=len(plan.items) > 1),
             ),
         )
     except StoreError:
@@ -345,16 +361,17 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         # A single send relies on the client's retries and answers 503 + Retry-After; a bulk send
         # also backs the whole process off and tries a throttled recipient again.
         retries = THROTTLE_RETRIES if request.bulk else 0
-        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient), retries=retries)
+        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient, plan), retries=retries)
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)
 
 
-def _submit(run: _Run, recipient: Recipient) -> SmsSubmission | MessageSubmission:
+def _submit(run: _Run, recipient: Recipient, plan: Plan) -> SmsSubmission | MessageSubmission:
+    """ONE call to Vonage for the recipient, failover items included (one request, one workflow)."""
     if run.request.api == "sms":
         return run.vonage.send_sms(**sms_api_arguments(run.request, recipient))
-    return run.vonage.send_message(messages_api_body(run.request, recipient))
+    return run.vonage.send_message(messages_api_body(run.request, recipient, plan.items))
 
 
 def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submission: Any) -> _Delivery:
@@ -395,8 +412,10 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
         result.update(status=SUBMITTED, message_uuid=submission.message_uuid, vonage_ids=[submission.message_uuid])
         if submission.workflow_id:
             result["workflow_id"] = submission.workflow_id
+    workflow_id = result.get("workflow_id")
     try:
-        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock()))
+        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock(),
+                                              workflow_id=workflow_id))
         if error is not None:
             _after_send(lambda: _note_error(store, message_id, result["error"]))
     except StoreError:
@@ -506,6 +525,24 @@ def _note_error(store: StateStore, message_id: str, error: Mapping[str, Any]) ->
     store.update(MESSAGES, message_id, note)
 
 
+def _record_extra(items: tuple[MessageItem, ...], *, workflow: bool) -> dict[str, Any]:
+    """Fields a record carries beyond the basics: a workflow's items, what an interactive message offered."""
+    extra: dict[str, Any] = {}
+    for item in items:
+        if item.content.kind == "interactive" and item.content.obj:
+            # An inbound reply names only the option's id; this says whether it was a button or a list row.
+            extra["interactive_type"] = item.content.obj.get("type")
+            break
+    if workflow:
+        extra["workflow_id"] = None
+        extra["delivered_item"] = None
+        extra["items"] = [
+            {**item.summary(), "index": number, "status": "pending", "history": []}
+            for number, item in enumerate(items, start=1)
+        ]
+    return extra
+
+
 # ---- classification ---------------------------------------------------------------------------
 
 
@@ -611,7 +648,9 @@ def _bulk_outcome(request: SendRequest, deliveries: list[_Delivery]) -> SendOutc
     return SendOutcome(202, {"summary": summary, **common, "results": results})
 
 
-def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
+def _dry_run_report(
+    request: SendRequest, store: StateStore, settings: Settings, clock: Callable[[], float]
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "dry_run": True,
         "channel": request.channel,
@@ -634,6 +673,16 @@ def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
             entry.update(status=SKIPPED_DUPLICATE, duplicate_of=recipient.duplicate_of)
         elif recipient.address is not None and is_suppressed(store, recipient.address):
             entry["status"] = OPTED_OUT
+        elif request.is_workflow and recipient.address is not None:
+            # The items this recipient would get now (the WhatsApp window is read, nothing is sent).
+            try:
+                plan = plan_items(request, recipient.address, store=store, settings=settings, clock=clock)
+            except ServiceError as exc:
+                entry.update(status=FAILED, error=_error_dict(exc))
+            else:
+                entry.update(status="would_send", items=[item.summary() for item in plan.items])
+                if plan.skipped:
+                    entry["skipped_items"] = [dict(s) for s in plan.skipped]
         else:
             entry["status"] = "would_send"
         entries.append(entry)

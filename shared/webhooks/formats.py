@@ -269,6 +269,9 @@ def parse_messages_inbound(payload: Mapping[str, Any]) -> InboundEvent:
         details["usage"] = _plain({k: usage[k] for k in ("price", "currency") if k in usage})
     if isinstance(payload.get("context_status"), str):
         details["context_status"] = payload["context_status"]
+    choice = _choice(payload, channel, message_type)
+    if choice is not None:
+        details["choice"] = choice
     return InboundEvent(
         api="messages",
         vonage_id=vonage_id,
@@ -307,6 +310,42 @@ def _parse_v01_inbound(payload: Mapping[str, Any]) -> InboundEvent:
         raw=raw_json(payload),
         media=tuple(media),
     )
+
+
+def _choice(payload: Mapping[str, Any], channel: str, message_type: str) -> dict[str, Any] | None:
+    """What the person chose, when the message answers an interactive one.
+
+    - WhatsApp ``reply{id, title, description?}``: a reply button or a list row was tapped
+      (``kind`` ``reply``; the inbound function refines it to ``button_reply`` or ``list_reply``
+      when it knows the message answered).
+    - RCS ``reply{id, title}``: a suggestion chip was tapped; ``id`` is its ``postback_data``
+      (``kind`` ``suggestion``).
+    - ``button{payload, text, subtype?}``: a template's quick-reply or URL button (``kind`` ``button``).
+    The message it answers is ``in_reply_to`` (``context.message_uuid``), when Vonage says.
+    """
+    choice: dict[str, Any] | None = None
+    reply = payload.get("reply")
+    button = payload.get("button")
+    if message_type == "reply" and isinstance(reply, Mapping):
+        choice = {"kind": "suggestion" if channel == "rcs" else "reply"}
+        for name in ("id", "title", "description"):
+            if isinstance(reply.get(name), str):
+                choice[name] = reply[name]
+    elif message_type == "button" and isinstance(button, Mapping):
+        choice = {"kind": "button"}
+        for name in ("payload", "text", "subtype"):
+            if isinstance(button.get(name), str):
+                choice[name] = button[name]
+        if "payload" in choice:
+            choice["id"] = choice["payload"]
+        if "text" in choice:
+            choice["title"] = choice["text"]
+    if choice is None:
+        return None
+    context = payload.get("context")
+    if isinstance(context, Mapping) and isinstance(context.get("message_uuid"), str):
+        choice["in_reply_to"] = context["message_uuid"]
+    return choice
 
 
 def parse_messages_status(payload: Mapping[str, Any]) -> StatusEvent:

@@ -126,6 +126,7 @@ def receive_inbound(
         record = _record_from_parts(event, assembled, now)
     else:
         record = _record_from_event(event, now)
+    _link_choice(store, record)
 
     created = _store_record(store, record)
     if created:
@@ -209,6 +210,27 @@ def _record(
         "raw": raw,
         "handoff": {"state": "pending"},
     }
+
+
+def _link_choice(store: StateStore, record: dict[str, Any]) -> None:
+    """Tie a reply to the interactive message it answers: our message id, and button or list.
+
+    Vonage's reply object is the same for a reply button and a list row; the message we sent
+    (found by ``context.message_uuid``) says which it was.
+    """
+    choice = (record.get("details") or {}).get("choice")
+    if not isinstance(choice, dict) or not choice.get("in_reply_to"):
+        return
+    from shared.messages.records import MESSAGE_IDS, MESSAGES
+
+    index = store.get(MESSAGE_IDS, str(choice["in_reply_to"]))
+    sent = store.get(MESSAGES, str(index["message_id"])) if index and index.get("message_id") else None
+    if not sent:
+        return
+    choice["message_id"] = sent["id"]
+    interactive_type = sent.get("interactive_type")
+    if choice.get("kind") == "reply" and interactive_type in ("button", "list"):
+        choice["kind"] = f"{interactive_type}_reply"
 
 
 def _store_record(store: StateStore, record: dict[str, Any]) -> bool:
