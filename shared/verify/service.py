@@ -203,7 +203,7 @@ def check_code(
     ``verification_expired`` / ``verification_cancelled`` / ``verification_failed``; 409
     ``already_verified``; 422 for a malformed body.
     """
-    check = parse_check(body)
+    check = parse_check(body, legacy=settings.verify_api == "legacy")
     now_fn = clock or store_clock(store)
     now = now_fn()
     reserved: list[bool] = []  # fn may run more than once: the last run is the one that committed
@@ -397,6 +397,8 @@ def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings:
             params["code_length"] = str(start.code_length)
         if start.locale is not None:
             params["lg"] = start.locale
+        if start.channel_timeout is not None:
+            params["next_event_wait"] = str(start.channel_timeout)
         answer = vonage.verify_legacy_start(params)
     else:
         body: dict[str, Any] = {"brand": start.brand, "workflow": [_workflow_step(c, start, settings) for c in start.channels]}
@@ -406,6 +408,8 @@ def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings:
             body["locale"] = start.locale
         if start.client_ref is not None:
             body["client_ref"] = start.client_ref
+        if start.channel_timeout is not None:
+            body["channel_timeout"] = start.channel_timeout
         answer = vonage.verify2_start(body)
     request_id = answer.get("request_id") if isinstance(answer, Mapping) else None
     if not isinstance(request_id, str) or not request_id:
