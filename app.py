@@ -25,6 +25,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "/verify-start": ("functions.verify_start", "verify_start"),
     "/verify-check": ("functions.verify_check", "verify_check"),
     "/verify-cancel": ("functions.verify_cancel", "verify_cancel"),
+    "/verify-next": ("functions.verify_next", "verify_next"),
     "/inbound": ("functions.inbound", "inbound"),
     "/status": ("functions.status", "status"),
 }

@@ -27,8 +27,12 @@ __all__ = [
     "parse_start",
 ]
 
-CHANNELS = ("sms", "whatsapp", "voice", "email")
+CHANNELS = ("sms", "whatsapp", "voice", "email", "silent_auth", "whatsapp_interactive")
 DEFAULT_CHANNELS = ("sms", "voice")
+# Verify v2 only: silent authentication (the phone proves its number over mobile data; Vonage
+# requires it first in the workflow) and WhatsApp's interactive approve/deny message (sent from
+# Vonage's own WhatsApp number, so it needs no VONAGE_BRAND_NUMBER). The legacy API takes
+# neither: only the LEGACY_WORKFLOWS below.
 # The legacy API has numbered workflows instead of a channel list (vonage-api.md 8.2);
 # these are the ones that are exactly a list of distinct channels.
 LEGACY_WORKFLOWS: dict[tuple[str, ...], int] = {("sms", "voice"): 5, ("sms",): 6, ("voice",): 7}
@@ -163,6 +167,11 @@ def _channels(value: Any, *, legacy: bool, settings: Settings) -> tuple[str, ...
         raise ValidationError(f"unknown channel {unknown[0]!r}; use {', '.join(CHANNELS)}", field="channels")
     if len(set(channels)) != len(channels) or len(channels) > 3:
         raise ValidationError("channels must be 1 to 3 different channels, tried in order", field="channels")
+    if "silent_auth" in channels[1:]:
+        raise ValidationError(
+            "silent_auth must be the first channel (Vonage tries it first, then falls back to the others)",
+            field="channels",
+        )
     if legacy and channels not in LEGACY_WORKFLOWS:
         raise ValidationError(
             "the legacy Verify API (VERIFY_API=legacy) only sends [sms], [voice] or [sms, voice]",

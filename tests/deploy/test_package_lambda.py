@@ -28,7 +28,7 @@ def package(tmp_path_factory) -> pathlib.Path:
 def test_the_package_holds_the_handler_the_app_and_every_function(package):
     names = set(zipfile.ZipFile(package).namelist())
     assert {"lambda_handler.py", "app.py", "main.py", "shared/__init__.py", "shared/config.py"} <= names
-    for entry in ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status"):
+    for entry in ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status"):
         assert f"functions/{entry}.py" in names
 
 
