@@ -156,3 +156,16 @@ def test_serve_refuses_a_bad_port_or_thread_count(env, message):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_serve_on_a_busy_port_names_the_setting_to_change():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = subprocess.run(["bash", str(REPO / "scripts" / "serve.sh")], env={**os.environ, "PORT": str(port)},
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {port} (PORT) is already in use" in done.stderr and f"PORT={port + 1}" in done.stderr
