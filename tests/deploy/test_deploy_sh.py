@@ -613,6 +613,13 @@ def test_dry_run_prints_the_vonage_requests_with_the_secret_masked(fake_gcloud, 
     assert "s3cr3t-value" not in result.stdout + result.stderr
     assert "tok-XYZ-987" not in result.stdout + result.stderr
     assert "token=****" in result.stdout
+    # the PUT body is printed whole (masking the token used to swallow the rest of it)
+    put = curls[1]
+    body = json.loads(put[put.index("--data") + 1])
+    hooks = body["capabilities"]["messages"]["webhooks"]
+    assert hooks["inbound_url"]["address"].endswith("-inbound?token=****")
+    assert hooks["status_url"] == {"address": hooks["status_url"]["address"], "http_method": "POST"}
+    assert body["capabilities"]["verify"]["webhooks"]["status_url"]["address"].endswith("?token=****")
 
 
 # ---- Firestore for the runtimes outside Google Cloud ---------------------------------
