@@ -110,6 +110,8 @@ def test_messages_inbound_text_on_every_channel(channel, expected):
         ("rcs", "447700900123", "0123456789", "+447700900123", "0123456789"),
         # WhatsApp and SMS/MMS: phone numbers both ways.
         ("whatsapp", "447700900123", "447700900000", "+447700900123", "+447700900000"),
+        # WhatsApp's business-scoped user id (BSUID) is not a number: kept as given.
+        ("whatsapp", "US.13491208655302741918", "447700900000", "US.13491208655302741918", "+447700900000"),
         ("mms", "447700900123", "447700900000", "+447700900123", "+447700900000"),
     ],
 )
