@@ -41,7 +41,6 @@ LEGACY_WORKFLOWS: dict[tuple[str, ...], int] = {("sms", "voice"): 5, ("sms",): 6
 # everything is refused here, before a paid call, rather than by Vonage.
 BRAND_MAX_V2 = 16  # docs say 18, the official SDK caps v2 at 16
 BRAND_MAX_LEGACY = 18  # verify.yml: brand maxLength 18
-BRAND_MAX = BRAND_MAX_LEGACY
 CLIENT_REF_MAX = 16  # docs say 1-40 alphanumeric, the official SDK caps it at 16
 CODE_LENGTHS_V2 = range(4, 11)
 CODE_LENGTHS_LEGACY = (4, 6)
