@@ -25,6 +25,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "/verify-start": ("functions.verify_start", "verify_start"),
     "/verify-check": ("functions.verify_check", "verify_check"),
     "/verify-cancel": ("functions.verify_cancel", "verify_cancel"),
+    "/verify-next": ("functions.verify_next", "verify_next"),
     "/inbound": ("functions.inbound", "inbound"),
     "/status": ("functions.status", "status"),
 }
@@ -71,7 +72,15 @@ def create_app(functions: dict[str, tuple[str, str]] | None = None) -> Any:
         from shared.errors import ServiceError
         from shared.web import error_response
 
+        from shared.deps import get_settings
+        from shared.vonage.auth import load_private_key
+
         try:
+            settings = get_settings()
+            if settings.private_key:
+                # A VONAGE_PRIVATE_KEY naming a missing or unreadable file would only fail on the
+                # first Messages / Verify v2 call: not ready.
+                load_private_key(settings.private_key)
             store = get_store()
             store.ping()
         except ServiceError as exc:

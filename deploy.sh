@@ -10,7 +10,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Entry points exported by main.py. The deployed name is NAME_PREFIX + the entry
 # point with '_' turned into '-' (Cloud Run service names allow no '_'), which is
 # also the path the one-process app (app.py) mounts it at.
-ALL_FUNCTIONS=(send verify_start verify_check verify_cancel inbound status)
+ALL_FUNCTIONS=(send verify_start verify_check verify_cancel verify_next inbound status)
 # Vonage calls these and cannot present Google credentials: always public, never
 # scaled to zero (Vonage gives a webhook ~3 s to connect; a cold start can take longer).
 WEBHOOK_FUNCTIONS=(inbound status)
@@ -80,6 +80,7 @@ all from this one source tree:
   vonage-verify-start        verify_start    your apps (bearer)    public (--private: IAM)
   vonage-verify-check        verify_check    your apps (bearer)    public (--private: IAM)
   vonage-verify-cancel       verify_cancel   your apps (bearer)    public (--private: IAM)
+  vonage-verify-next         verify_next     your apps (bearer)    public (--private: IAM)
   vonage-inbound             inbound         Vonage (webhook)      public, min instances >= 1
   vonage-status              status          Vonage (webhook)      public, min instances >= 1
 

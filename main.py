@@ -8,6 +8,7 @@ from functions.send import send
 from functions.status import status
 from functions.verify_cancel import verify_cancel
 from functions.verify_check import verify_check
+from functions.verify_next import verify_next
 from functions.verify_start import verify_start
 
-__all__ = ["inbound", "send", "status", "verify_cancel", "verify_check", "verify_start"]
+__all__ = ["inbound", "send", "status", "verify_cancel", "verify_check", "verify_next", "verify_start"]

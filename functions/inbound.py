@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.deps import get_settings, get_store
+from shared.errors import UnauthorizedError
 from shared.web import authorize_caller, bearer_token, endpoint, json_response, require_method
 
 if TYPE_CHECKING:
@@ -32,5 +33,16 @@ def inbound(request: flask.Request) -> flask.Response:
         authorize_caller(request, settings)
         messages = list_inbound(get_store(), **listing_options(request.args))
         return json_response({"messages": messages, "count": len(messages)})
+    if request.method == "GET" and set(request.args) <= _LISTING_PARAMETERS:
+        # No webhook field at all (a Vonage GET webhook carries msisdn, messageId, ... or
+        # ?token=): someone asking for the list without the API token, not a bad signature.
+        raise UnauthorizedError(
+            "GET /inbound lists the stored messages: send the API token as Authorization: Bearer <token> "
+            "(one of API_TOKENS; ./local.sh keeps its token in .data/local-token)"
+        )
     webhook = read_webhook(request, settings)
     return json_response(receive_inbound(webhook.fields, settings=settings, store=get_store()))
+
+
+# The query parameters of the message list (shared.webhooks.inbound.listing_options).
+_LISTING_PARAMETERS = frozenset({"number", "limit", "raw"})

@@ -74,6 +74,7 @@ class SandboxConfig:
 
     # Verify.
     verify_cancel_after: float = 30.0  # a request can only be cancelled this long after it started
+    silent_auth_coverage: bool = True  # the numbers' mobile networks support Silent Authentication (else 412)
 
     # Faults, drawn with a seeded RNG so a run can be reproduced.
     faults: tuple[FaultRule, ...] = ()
@@ -166,7 +167,7 @@ _VONAGE_FALLBACK = {
     "application_id": "VONAGE_APPLICATION_ID",
     "private_key": "VONAGE_PRIVATE_KEY",
 }
-_BOOLS = frozenset({"sms_signing", "require_signed_requests", "allow_remote_webhooks", "trial"})
+_BOOLS = frozenset({"sms_signing", "require_signed_requests", "allow_remote_webhooks", "trial", "silent_auth_coverage"})
 _DECIMALS = frozenset({"balance", "sms_price", "ott_price", "verify_price"})
 _FLOATS = frozenset({"delivery_delay", "webhook_timeout", "timeout_hold", "verify_cancel_after"})
 

@@ -8,8 +8,12 @@
   messages and Verify callbacks go to the functions above, signed as Vonage signs them,
 - the embedded SQLite store in ``.data/local.sqlite3``,
 
-with generated credentials (an application key pair, key, secret, signature secret) and a
-generated API token for local callers. ``./local.sh demo`` walks the whole loop and exits.
+with generated credentials (an application key pair, key, secret, signature secret) and an
+API token for local callers, created on the first run in ``.data/local-token`` (next to the
+store) and reused after, so ``export TOKEN=$(cat .data/local-token)`` keeps working across
+restarts. ``./local.sh demo`` walks the whole loop and exits; ``./local.sh reset`` says what it
+removes, then wipes the local state (the SQLite stores: messages, inbound, opt-outs,
+verifications), keeping the token.
 
 With real credentials (``VONAGE_API_KEY`` and ``VONAGE_API_SECRET`` or an application) in the
 environment, no sandbox is started: the functions talk to Vonage, and Vonage must be able to
@@ -29,13 +33,17 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LocalStack", "main", "run_demo"]
+__all__ = ["LocalStack", "PortInUseError", "local_state_files", "main", "reset_local_state", "run_demo"]
 
 DEFAULT_PORT = 8080
 DEFAULT_SANDBOX_PORT = 8025
 APPLICATION_ID = "00000000-0000-4000-8000-00000000c0de"
 BRAND_NUMBER = "14155550100"  # the sandbox account's own number (US fictional range)
 DEMO_PHONE = "+1 415 555 0123"  # a "customer" handset in the sandbox
+# The banner's STOP example comes from another customer: opting out the number its first
+# example sends to would make that example fail from then on (the opt-out is kept).
+STOP_EXAMPLE_PHONE = "14155550124"
+TOKEN_FILE = "local-token"  # in the store's directory (.data/ by default)
 DEMO_BOT = "examples.keyword_bot:handle"
 
 
@@ -48,6 +56,50 @@ def has_real_credentials(environ: Mapping[str, str]) -> bool:
     return key_secret or application
 
 
+class PortInUseError(OSError):
+    """A port the local run needs is taken; says which setting chooses another."""
+
+    def __init__(self, port: int, variable: str, option: str, cause: OSError) -> None:
+        self.port, self.variable, self.option = port, variable, option
+        suggestion = port + 1 if port else 0
+        super().__init__(
+            f"port {port} ({variable}) is already in use ({cause.strerror or cause}). Another ./local.sh "
+            f"may be running: stop it, or choose a free port: {variable}={suggestion} ./local.sh "
+            f"(or ./local.sh {option} {suggestion})"
+        )
+
+
+def _check_port_free(host: str, port: int, variable: str, option: str) -> None:
+    if not port:
+        return  # 0: the system picks a free one
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(port, variable, option, exc) from exc
+
+
+def persistent_token(path: str) -> str:
+    """The local API token kept in ``path``: read when it exists, else created (mode 0600)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    token = "local-" + secrets.token_urlsafe(18)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token
+
+
 @dataclass
 class LocalStack:
     """The functions app, and (in sandbox mode) the sandbox, running in this process."""
@@ -57,6 +109,7 @@ class LocalStack:
     sandbox_port: int = DEFAULT_SANDBOX_PORT
     state_path: str = ".data/local.sqlite3"
     inbound_handler: str | None = DEMO_BOT
+    keep_token: bool = True  # False: a throwaway token (the demo)
     environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
     api_token: str = ""
     url: str = ""
@@ -75,19 +128,34 @@ class LocalStack:
 
         env = self.environ
         self.real = has_real_credentials(env)
-        self.api_token = _first_token(env.get("API_TOKENS")) or "local-" + secrets.token_urlsafe(18)
-        env.setdefault("API_TOKENS", self.api_token)
         env.setdefault("STATE_BACKEND", "sqlite")
         env.setdefault("STATE_SQLITE_PATH", self.state_path)
+        self.api_token = _first_token(env.get("API_TOKENS")) or (
+            persistent_token(self.token_path) if self.keep_token else "local-" + secrets.token_urlsafe(18)
+        )
+        env.setdefault("API_TOKENS", self.api_token)
         if self.inbound_handler:
             env.setdefault("INBOUND_HANDLER", self.inbound_handler)
 
-        self._server = make_server(self.host, self.port, _lazy_app(), threaded=True, request_handler=_PathOnlyLog)
+        # werkzeug prints its own note and exits on a busy port: look first, and say which
+        # setting moves it.
+        _check_port_free(self.host, self.port, "PORT", "--port")
+        if not self.real:
+            _check_port_free("127.0.0.1", self.sandbox_port, "SANDBOX_PORT", "--sandbox-port")
+        try:
+            self._server = make_server(self.host, self.port, _lazy_app(), threaded=True, request_handler=_PathOnlyLog)
+        except OSError as exc:
+            raise PortInUseError(self.port, "PORT", "--port", exc) from exc
         self.port = self._server.server_port
         shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         self.url = f"http://{shown}:{self.port}"
         if not self.real:
-            self._start_sandbox(env)
+            try:
+                self._start_sandbox(env)
+            except OSError as exc:
+                self._server.server_close()
+                self._server = None
+                raise PortInUseError(self.sandbox_port, "SANDBOX_PORT", "--sandbox-port", exc) from exc
         deps.reset()  # settings are read again with the variables set above
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-functions", daemon=True)
         self._thread.start()
@@ -129,6 +197,12 @@ class LocalStack:
         )
         env.setdefault("VONAGE_BRAND_NUMBER", BRAND_NUMBER)
 
+    @property
+    def token_path(self) -> str:
+        """Where the API token is kept: next to the store (``.data/local-token`` by default)."""
+        store = self.environ.get("STATE_SQLITE_PATH") or self.state_path
+        return os.path.join(os.path.dirname(store) or ".", TOKEN_FILE)
+
     def stop(self) -> None:
         """Stop the functions server and the sandbox; release the store."""
         from shared import deps
@@ -167,29 +241,62 @@ class LocalStack:
                 f"  Sandbox     {sandbox}  (local Vonage: nothing leaves this machine)",
                 f"  Inbox       {sandbox}/_sandbox/inbox?to=14155550123   (verify codes land here)",
             ]
+        kept = f" (kept in {self.token_path})" if self.keep_token and self._token_is_kept() else ""
         lines += [
-            f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}",
-            f"  API token   {token}",
+            f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}   (./local.sh reset wipes it)",
+            f"  API token   {token}{kept}",
             "",
-            "  Try:",
-            f"    curl -s -X POST {self.url}/send -H 'Authorization: Bearer {token}' \\",
+            "  Try (paste into a shell):",
+            f"    export TOKEN={token}",
+            f"    curl -s -X POST {self.url}/send -H \"Authorization: Bearer $TOKEN\" \\",
             "         -H 'Content-Type: application/json' -d '{\"to\": \"+1 415 555 0123\", \"text\": \"Hello from Vonage\"}'",
-            f"    curl -s {self.url}/send/<id> -H 'Authorization: Bearer {token}'      # status, receipts",
-            f"    curl -s -X POST {self.url}/verify-start -H 'Authorization: Bearer {token}' \\",
+            f"    curl -s {self.url}/send/<id> -H \"Authorization: Bearer $TOKEN\"      # status, receipts",
+            f"    curl -s -X POST {self.url}/verify-start -H \"Authorization: Bearer $TOKEN\" \\",
             "         -H 'Content-Type: application/json' -d '{\"number\": \"+14155550123\", \"brand\": \"Acme\"}'",
         ]
         if not self.real:
             lines += [
                 f"    curl -s -X POST {self.sandbox.url}/_sandbox/inbound -H 'Content-Type: application/json' \\",
-                f"         -d '{{\"from\": \"14155550123\", \"to\": \"{BRAND_NUMBER}\", \"text\": \"STOP\"}}'   # a customer texts you",
+                f"         -d '{{\"from\": \"{STOP_EXAMPLE_PHONE}\", \"to\": \"{BRAND_NUMBER}\", \"text\": \"STOP\"}}'"
+                "   # another customer texts you STOP",
             ]
         lines += [
-            f"    curl -s '{self.url}/inbound?number=14155550123' -H 'Authorization: Bearer {token}'   # conversation",
+            f"    curl -s '{self.url}/inbound?number={STOP_EXAMPLE_PHONE}' -H \"Authorization: Bearer $TOKEN\"   # conversation",
             "",
-            "  ./local.sh demo walks the whole loop. Ctrl-C stops everything.",
+            "  ./local.sh demo walks the whole loop; ./local.sh reset wipes the local state. Ctrl-C stops everything.",
             "",
         ]
         return "\n".join(lines)
+
+
+    def _token_is_kept(self) -> bool:
+        return _first_token(self.environ.get("API_TOKENS")) == self.api_token and os.path.isfile(self.token_path)
+
+
+# ---- reset -------------------------------------------------------------------------------
+
+
+def local_state_files(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The files that hold local state: the serve and demo SQLite stores with their journals."""
+    env = os.environ if environ is None else environ
+    stores = dict.fromkeys([env.get("STATE_SQLITE_PATH") or ".data/local.sqlite3", ".data/local.sqlite3", ".data/demo.sqlite3"])
+    return [store + suffix for store in stores for suffix in ("", "-wal", "-shm")]
+
+
+def reset_local_state(*, environ: Mapping[str, str] | None = None, say: Callable[[str], None] = print) -> list[str]:
+    """Say what goes, then delete it; returns the files removed. The API token is kept."""
+    existing = [path for path in local_state_files(environ) if os.path.exists(path)]
+    if not existing:
+        say("./local.sh reset: there is no local state to remove.")
+        return []
+    say("./local.sh reset removes the local state: every stored message, receipt, inbound message,")
+    say("opt-out (STOP) and verification. Stop a running ./local.sh first. Removing:")
+    for path in existing:
+        say(f"  {path}")
+    for path in existing:
+        os.remove(path)
+    say(f"Done. The API token ({TOKEN_FILE} next to the store) is kept.")
+    return existing
 
 
 # ---- the demo --------------------------------------------------------------------------
@@ -295,13 +402,16 @@ def _outbound_to(sandbox: Any, number: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./local.sh", description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", choices=("serve", "demo"), default="serve")
+    parser.add_argument("mode", nargs="?", choices=("serve", "demo", "reset"), default="serve")
     # Replit's preview pane reaches the app only on 0.0.0.0 (REPL_ID is set inside a Repl).
     default_host = os.environ.get("HOST") or ("0.0.0.0" if os.environ.get("REPL_ID") else "127.0.0.1")
     parser.add_argument("--host", default=default_host, help="functions bind address (0.0.0.0 on Replit)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", DEFAULT_SANDBOX_PORT)))
     args = parser.parse_args(argv)
+    if args.mode == "reset":
+        reset_local_state()
+        return 0
 
     demo = args.mode == "demo"
     stack = LocalStack(
@@ -309,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=0 if demo else args.port,
         sandbox_port=0 if demo else args.sandbox_port,
         state_path=".data/demo.sqlite3" if demo else ".data/local.sqlite3",
+        keep_token=not demo,
     )
     if demo:
         _fresh(stack.state_path)
@@ -318,9 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("sandbox").setLevel(logging.WARNING)
     try:
         stack.start()
+    except PortInUseError as exc:
+        print(f"./local.sh: cannot start: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
-        print(f"cannot start: {exc}. Is another local run using port {args.port} or {args.sandbox_port}? "
-              "Use --port/--sandbox-port.", file=sys.stderr)
+        print(f"./local.sh: cannot start: {exc}", file=sys.stderr)
         return 2
     try:
         if demo:

@@ -26,7 +26,8 @@ def carry_out(ctx: SandboxContext, effects: list[Effect]) -> list[Delivery]:
         verification = effect.verification
         if effect.kind == "code_sent":
             assert effect.step is not None
-            _deliver_code(ctx, verification, effect.step)
+            if effect.step.channel != "silent_auth":  # the device fetches that code from the check_url
+                _deliver_code(ctx, verification, effect.step)
             continue
         url = ctx.config.verify_callback_url
         if verification.api != "v2" or not url:

@@ -3,8 +3,12 @@
 HTTP codes as Vonage answers them: 202 started, 200 checked, 204 cancelled, 200 moved on;
 400 wrong code, 401 credentials, 402 low balance, 404 unknown or already verified,
 409 concurrent request (with its ``request_id``) / cancel not allowed now / no next
-workflow, 410 third wrong code, 412 silent auth (no mobile network here), 422 invalid
-parameters, 429 rate limit. Codes go to the inbox; callbacks go to the Verify URL.
+workflow, 410 third wrong code, 412 silent auth without coverage (``silent_auth_coverage``
+off), 422 invalid parameters, 429 rate limit. Codes go to the inbox; callbacks go to the
+Verify URL. Silent authentication (first in the workflow, as Vonage requires) answers the
+start with a ``check_url``; the device's ``GET`` on it (``/v2/verify/{id}/silent-auth/redirect``)
+answers ``{request_id, code}``, and the code is then checked like any other. A
+``whatsapp_interactive`` step sends the code to the WhatsApp inbox (no ``from``: Vonage's number).
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from sandbox.verify import ConcurrentVerificationError, Outcome, Step
 from sandbox.verify_effects import carry_out
 from sandbox.wire import read_json
 
-__all__ = ["handle_cancel", "handle_check", "handle_next_workflow", "handle_start"]
+__all__ = ["handle_cancel", "handle_check", "handle_next_workflow", "handle_silent_auth_redirect", "handle_start"]
 
-CHANNELS = ("sms", "whatsapp", "voice", "email", "silent_auth", "rcs")
+CHANNELS = ("sms", "whatsapp", "whatsapp_interactive", "voice", "email", "silent_auth", "rcs")
 DEFAULT_CHANNEL_TIMEOUT = 180
 _PHONE = re.compile(r"[0-9]{7,15}")
 _BRAND = re.compile(r"[^/{}:$]{1,18}")
@@ -52,12 +56,13 @@ def handle_start(ctx: SandboxContext, request: Request) -> ApiResult:
     if problems:
         return _result(invalid_params(problems, **_INVALID), caller, "422")
     workflow = body["workflow"]
-    if any(item["channel"] == "silent_auth" for item in workflow):
+    silent = any(item["channel"] == "silent_auth" for item in workflow)
+    if silent and not ctx.config.silent_auth_coverage:
         refusal = problem(
             412,
             f"{VERIFY_ERRORS}/verify#precondition-failed",
             "Precondition Failed",
-            "Silent Authentication needs a mobile network operator; the sandbox has none.",
+            "Silent Authentication is not supported by this number's mobile network.",
         )
         return _result(refusal, caller, "412")
     if not ctx.state.can_afford(ctx.config.verify_price):
@@ -83,12 +88,27 @@ def handle_start(ctx: SandboxContext, request: Request) -> ApiResult:
             extra={"request_id": exc.existing.request_id},
         )
         return _result(refusal, caller, "409")
+    answer = {"request_id": verification.request_id}
+    if silent:
+        answer["check_url"] = f"{request.host_url.rstrip('/')}/v2/verify/{verification.request_id}/silent-auth/redirect"
     return ApiResult(
-        json_response({"request_id": verification.request_id}, status=202),
+        json_response(answer, status=202),
         carry_out(ctx, effects),
         outcome="202",
         auth=caller.method,
     )
+
+
+def handle_silent_auth_redirect(ctx: SandboxContext, request: Request, request_id: str) -> ApiResult:
+    """``GET /v2/verify/{id}/silent-auth/redirect`` (the device, over its mobile data):
+    200 ``{request_id, code}`` while the request is on its silent_auth step, else 404.
+    No credentials: the device holds only the check_url."""
+    verification, effects = ctx.verify.get(request_id)
+    deliveries = carry_out(ctx, effects)
+    if verification is None or not verification.is_active or verification.step.channel != "silent_auth":
+        return ApiResult(_not_found(request_id), deliveries, outcome="404")
+    body = {"request_id": request_id, "code": verification.code}
+    return ApiResult(json_response(body, status=200), deliveries, outcome="200")
 
 
 def handle_check(ctx: SandboxContext, request: Request, request_id: str) -> ApiResult:
@@ -207,6 +227,8 @@ def _start_problems(body: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         for index, item in enumerate(workflow):
             problems.extend(_channel_problems(index, item))
+            if index > 0 and isinstance(item, dict) and item.get("channel") == "silent_auth":
+                problems.append((f"workflow[{index}].channel", "silent_auth must be the first channel"))
     for name, low, high in (("code_length", 4, 10), ("channel_timeout", 15, 900)):
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):

@@ -53,6 +53,20 @@ PY="python3"
 [[ -x .venv/bin/python ]] && PY=".venv/bin/python"
 [[ -n "${PYTHON:-}" ]] && PY="$PYTHON"
 
+# gunicorn retries a busy port for a while and then ends with a bare "Can't connect": say
+# which setting to change instead.
+if ! "$PY" - "$PORT" <<'PYCHECK' 2>/dev/null
+import socket, sys
+with socket.socket() as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    probe.bind(("0.0.0.0", int(sys.argv[1])))
+PYCHECK
+then
+  echo "serve.sh: port $PORT (PORT) is already in use: stop what uses it, or choose another port," \
+       "e.g. PORT=$((PORT + 1)) scripts/serve.sh" >&2
+  exit 2
+fi
+
 # gthread workers keep answering health checks while a long bulk send runs in another
 # thread; --timeout only bounds a worker that stops responding altogether.
 exec "$PY" -m gunicorn \

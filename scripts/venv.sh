@@ -1,5 +1,7 @@
 # Sourced by test.sh and local.sh: create or reuse .venv and install the pinned
-# requirements file given as $1, only when it changed since the last install.
+# requirements file given as $1, only when it (or the lock) changed since the last install.
+# constraints.txt (written by scripts/lock.sh) pins every transitive dependency, so a fresh
+# clone installs the same tree as CI did: `-c` constrains versions without adding packages.
 req="${1:-requirements.txt}"
 if [ ! -x .venv/bin/python ]; then
   echo "creating .venv"
@@ -7,10 +9,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY="$(pwd)/.venv/bin/python"
 stamp=".venv/.deps-$(basename "$req" .txt)"
-want=$(cat requirements.txt "$req" | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt "$req" constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing $req"
-  "$PY" -m pip install --disable-pip-version-check -q -r "$req"
+  "$PY" -m pip install --disable-pip-version-check -q -r "$req" -c constraints.txt
   echo "$want" > "$stamp"
 fi
 export PY

@@ -276,8 +276,13 @@ def _problem(raw: bytes) -> str:
     return "; ".join(parts) or "(no error detail)"
 
 
+# Inside a body a URL ends at its closing quote: mask only the token's value, not the rest
+# of the body (the whole-URL pattern above ran to the end and cut the printed body off).
+_BODY_TOKEN_RE = re.compile(r"([?&](?:token|sig|api_secret)=)[^&#\"'\s\\]*", re.IGNORECASE)
+
+
 def _mask_body(text: str) -> str:
-    text = _TOKEN_RE.sub(lambda m: m.group(1) + MASK, text)
+    text = _BODY_TOKEN_RE.sub(lambda m: m.group(1) + MASK, text)
     # token=... inside a JSON or form-encoded URL value
     return re.sub(r"((?:%3F|%26|\?|&)token(?:%3D|=))[^&\"%]*", lambda m: m.group(1) + MASK, text, flags=re.IGNORECASE)
 

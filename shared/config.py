@@ -206,7 +206,18 @@ class Settings:
 def _require(settings: Settings, *pairs: tuple[str, str]) -> None:
     missing = [name for attr, name in pairs if not getattr(settings, attr)]
     if missing:
-        raise ConfigError([f"{name} is not set" for name in missing])
+        problems = [f"{name} is not set" for name in missing]
+        if not (settings.has_key_secret or settings.api_key or settings.application_id or settings.private_key):
+            # Nothing at all is configured: name both ways in, not only the one this call prefers.
+            problems.append(
+                "no Vonage credentials are set: set VONAGE_API_KEY and VONAGE_API_SECRET (every API), "
+                "or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY (Messages API and Verify v2)"
+            )
+        raise ConfigError(problems)
+
+
+# Codes people type that phonenumbers does not know, and what they meant.
+_REGION_HINTS = {"UK": "use GB for the United Kingdom", "EN": "use GB for the United Kingdom", "EL": "use GR for Greece"}
 
 
 def _choose_backend(env: _Env) -> tuple[str, str]:
@@ -331,7 +342,15 @@ class _Env:
         if len(value) != 2 or not value.isalpha():
             self.problems.append(f"{name} must be a two-letter region code such as GB or US")
             return None
-        return value.upper()
+        region = value.upper()
+        import phonenumbers  # only when a region is set: its metadata is not free to load
+
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            # A region phonenumbers does not know reads every national number as invalid, silently.
+            hint = _REGION_HINTS.get(region, "use an ISO 3166 code such as GB, US or DE")
+            self.problems.append(f"{name}={region} is not a region code phonenumbers knows: {hint}")
+            return None
+        return region
 
     def handler(self, name: str) -> str | None:
         value = self.string(name)

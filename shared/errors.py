@@ -24,7 +24,7 @@ Errors are split by what the caller will do about them, not by where they came f
     │   └── RecordExistsError         409 already_exists     (atomic create lost the race)
     └── VonageError                   502 vonage_error
         ├── VonageTimeoutError        504 vonage_timeout
-        ├── VonageUnavailableError    503 vonage_unavailable (5xx / connection, after retries)
+        ├── VonageUnavailableError    503 vonage_unavailable (5xx: not retried, outcome unknown; no connection: after retries)
         ├── VonageThrottledError      503 vonage_throttled   (after retries; retry_after)
         └── VonageAPIError            per Vonage code        (see shared.vonage.errors)
 
@@ -233,7 +233,8 @@ class VonageTimeoutError(VonageError):
 
 
 class VonageUnavailableError(VonageError):
-    """Vonage answered 5xx or could not be reached (after retries)."""
+    """Vonage answered 5xx (never retried: ``details["outcome"] == "unknown"``) or could not be
+    reached (after retries)."""
 
     status = 503
     code = "vonage_unavailable"

@@ -76,6 +76,8 @@ def parse_phone(raw_phone: Any, *, default_region: str | None = None, field: str
             parsed = attempt
             break
     if parsed is None:
+        if not text.startswith("+") and not default_region:
+            problem = _missing_country_code(text) or problem
         raise InvalidPhoneError(problem, field=field)
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     region = phonenumbers.region_code_for_number(parsed) or "ZZ"
@@ -85,6 +87,29 @@ def parse_phone(raw_phone: Any, *, default_region: str | None = None, field: str
         country_code=int(parsed.country_code or 0),
         number_type=_type_name(phonenumbers.number_type(parsed)),
     )
+
+
+def _missing_country_code(text: str) -> str | None:
+    """The advice for a national number typed without its country code and without DEFAULT_REGION.
+
+    Read as international, "(415) 555-0124" is a Swiss number (+41) of the wrong length:
+    telling the person to add the country code is the useful answer, not "wrong length".
+    """
+    import phonenumbers
+
+    try:
+        as_us = phonenumbers.parse(text, "US")
+    except phonenumbers.NumberParseException:
+        as_us = None
+    if as_us is not None and phonenumbers.is_valid_number(as_us):
+        suggestion = phonenumbers.format_number(as_us, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        return (
+            f"add a country code (+1 ...): {suggestion} if it is a US or Canadian number, "
+            "or the + and country code of its country (or set DEFAULT_REGION, e.g. US)"
+        )
+    if text.startswith(("0", "(")):
+        return "add a country code (+44 ..., +1 ...): the number has none, and DEFAULT_REGION is not set"
+    return None
 
 
 def to_e164(raw_phone: Any, *, default_region: str | None = None, field: str = "to") -> str:

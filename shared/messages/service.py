@@ -547,14 +547,16 @@ def _record_extra(items: tuple[MessageItem, ...], *, workflow: bool) -> dict[str
 
 
 def _outcome_unknown(exc: ServiceError) -> bool:
-    """True when the request may have reached Vonage although no answer came back.
+    """True when the request may have reached Vonage and been acted on.
 
-    ``VonageClient`` chains the transport error: a connect failure never left this machine,
-    a 5xx answer (no chained error) means Vonage answered and the client already retried it
-    as safe; a read timeout or a connection dropped mid-request may have been acted on.
+    ``VonageClient`` marks those errors ``details["outcome"] == "unknown"`` (a read timeout, a
+    connection dropped mid-request, a 5xx answer). Older errors are told by the chained
+    transport error: a connect failure never left this machine.
     """
     if not isinstance(exc, (VonageTimeoutError, VonageUnavailableError)):
         return False
+    if exc.details.get("outcome") == "unknown":
+        return True
     cause = exc.__cause__
     if cause is None:
         return False

@@ -27,17 +27,37 @@ __all__ = [
     "parse_start",
 ]
 
-CHANNELS = ("sms", "whatsapp", "voice", "email")
+CHANNELS = ("sms", "whatsapp", "voice", "email", "silent_auth", "whatsapp_interactive")
 DEFAULT_CHANNELS = ("sms", "voice")
+# Verify v2 only: silent authentication (the phone proves its number over mobile data; Vonage
+# requires it first in the workflow) and WhatsApp's interactive approve/deny message (sent from
+# Vonage's own WhatsApp number, so it needs no VONAGE_BRAND_NUMBER). The legacy API takes
+# neither: only the LEGACY_WORKFLOWS below.
 # The legacy API has numbered workflows instead of a channel list (vonage-api.md 8.2);
 # these are the ones that are exactly a list of distinct channels.
 LEGACY_WORKFLOWS: dict[tuple[str, ...], int] = {("sms", "voice"): 5, ("sms",): 6, ("voice",): 7}
-BRAND_MAX = 18  # Vonage: 1-18 characters, both APIs
+# Limits from Vonage's definitions (vonage-specs: verify.v2.yml 0.0.18, verify.yml 1.2.4) and,
+# where the official Python SDK is stricter than the docs, the SDK's (the safe reading):
+# everything is refused here, before a paid call, rather than by Vonage.
+BRAND_MAX_V2 = 16  # docs say 18, the official SDK caps v2 at 16
+BRAND_MAX_LEGACY = 18  # verify.yml: brand maxLength 18
+CLIENT_REF_MAX = 16  # docs say 1-40 alphanumeric, the official SDK caps it at 16
 CODE_LENGTHS_V2 = range(4, 11)
 CODE_LENGTHS_LEGACY = (4, 6)
+CHANNEL_TIMEOUT_V2 = (60, 900)  # verify.v2.yml ChannelTimeout; legacy next_event_wait has the same range
+CHECK_CODE_MAX_LEGACY = 6  # verify.yml check `code` maxLength 6 (no custom pin_code here)
+# verify.v2.yml Language enum
+LOCALES_V2 = frozenset(
+    "en-us en-gb es-es es-mx es-us it-it fr-fr de-de ru-ru hi-in pt-br pt-pt id-id".split()
+)
+# verify.yml `lg` enum
+LOCALES_LEGACY = frozenset(
+    "ar-xa cs-cz cy-cy cy-gb da-dk de-de el-gr en-au en-gb en-in en-us es-es es-mx es-us fi-fi fil-ph fr-ca "
+    "fr-fr hi-in hu-hu id-id is-is it-it ja-jp ko-kr nb-no nl-nl pl-pl pt-br pt-pt ro-ro ru-ru sv-se th-th "
+    "tr-tr vi-vn yue-cn zh-cn zh-tw".split()
+)
 _BRAND_FORBIDDEN = re.compile(r"[/{}:$]")  # Verify v2 refuses these (422)
-_LOCALE = re.compile(r"^[a-z]{2,3}-[a-z]{2,4}$")
-_CLIENT_REF = re.compile(r"^[A-Za-z0-9]{1,40}$")  # Verify v2: 1-40 alphanumeric
+_CLIENT_REF = re.compile(rf"^[A-Za-z0-9]{{1,{CLIENT_REF_MAX}}}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")  # v2: a UUID; legacy: 32 hex characters
 _CODE = re.compile(r"^[A-Za-z0-9]{4,10}$")  # 4-10 digits, or a custom alphanumeric code
@@ -55,6 +75,7 @@ class StartRequest:
     client_ref: str | None = None
     email: str | None = None
     client_ip: str | None = None  # the end user's address, as told by a trusted (token) caller
+    channel_timeout: int | None = None  # seconds before the next channel (legacy: next_event_wait)
 
 
 @dataclass(frozen=True)
@@ -72,11 +93,12 @@ def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
     """Validate a verify-start body for the configured API (VERIFY_API)."""
     legacy = settings.verify_api == "legacy"
     phone = parse_phone(body.get("number"), default_region=settings.default_region, field="number")
-    brand = _brand(body.get("brand"))
+    brand = _brand(body.get("brand"), legacy=legacy)
     channels = _channels(body.get("channels"), legacy=legacy, settings=settings)
     code_length = _code_length(body.get("code_length"), legacy=legacy)
-    locale = _optional_text(body, "locale", _LOCALE, "a locale such as en-us or es-mx", lower=True)
-    client_ref = _optional_text(body, "client_ref", _CLIENT_REF, "1 to 40 letters or digits")
+    locale = _locale(body.get("locale"), legacy=legacy)
+    client_ref = _optional_text(body, "client_ref", _CLIENT_REF, f"1 to {CLIENT_REF_MAX} letters or digits")
+    channel_timeout = _channel_timeout(body.get("channel_timeout"))
     email = None
     if "email" in channels:
         email = _optional_text(body, "email", _EMAIL, "an email address")
@@ -91,6 +113,7 @@ def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
         client_ref=client_ref,
         email=email,
         client_ip=_client_ip(body.get("client_ip")),
+        channel_timeout=channel_timeout,
     )
 
 
@@ -101,27 +124,30 @@ def parse_request_id(value: Any) -> str:
     return value.strip()
 
 
-def parse_check(body: Mapping[str, Any]) -> CheckRequest:
-    """Validate a verify-check body ``{request_id, code}``."""
+def parse_check(body: Mapping[str, Any], *, legacy: bool = False) -> CheckRequest:
+    """Validate a verify-check body ``{request_id, code}`` (``legacy``: codes are 4 to 6 long)."""
     request_id = parse_request_id(body.get("request_id"))
     code = body.get("code")
     if isinstance(code, (int, float)) and not isinstance(code, bool):
         # A number loses leading zeros ("0123" -> 123): refuse rather than check the wrong code.
         raise ValidationError("code must be a string (a number would lose its leading zeros)", field="code")
-    if not isinstance(code, str) or not _CODE.match(code.strip()):
-        raise ValidationError("code must be the 4 to 10 characters that were sent", field="code")
+    longest = CHECK_CODE_MAX_LEGACY if legacy else 10
+    if not isinstance(code, str) or not _CODE.match(code.strip()) or len(code.strip()) > longest:
+        # A code that cannot be right would still use up one of the attempts at Vonage.
+        raise ValidationError(f"code must be the 4 to {longest} characters that were sent", field="code")
     return CheckRequest(request_id=request_id, code=code.strip())
 
 
 # ---- fields ------------------------------------------------------------------
 
 
-def _brand(value: Any) -> str:
+def _brand(value: Any, *, legacy: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("brand is required: the name shown in the message, e.g. 'Acme'", field="brand")
     brand = value.strip()
-    if len(brand) > BRAND_MAX:
-        raise ValidationError(f"brand must be at most {BRAND_MAX} characters", field="brand")
+    longest = BRAND_MAX_LEGACY if legacy else BRAND_MAX_V2
+    if len(brand) > longest:
+        raise ValidationError(f"brand must be at most {longest} characters", field="brand")
     if _BRAND_FORBIDDEN.search(brand):
         raise ValidationError("brand must not contain / { } : or $", field="brand")
     return brand
@@ -140,6 +166,11 @@ def _channels(value: Any, *, legacy: bool, settings: Settings) -> tuple[str, ...
         raise ValidationError(f"unknown channel {unknown[0]!r}; use {', '.join(CHANNELS)}", field="channels")
     if len(set(channels)) != len(channels) or len(channels) > 3:
         raise ValidationError("channels must be 1 to 3 different channels, tried in order", field="channels")
+    if "silent_auth" in channels[1:]:
+        raise ValidationError(
+            "silent_auth must be the first channel (Vonage tries it first, then falls back to the others)",
+            field="channels",
+        )
     if legacy and channels not in LEGACY_WORKFLOWS:
         raise ValidationError(
             "the legacy Verify API (VERIFY_API=legacy) only sends [sms], [voice] or [sms, voice]",
@@ -162,6 +193,30 @@ def _code_length(value: Any, *, legacy: bool) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
         words = "4 or 6" if legacy else "a whole number from 4 to 10"
         raise ValidationError(f"code_length must be {words}", field="code_length")
+    return value
+
+
+def _locale(value: Any, *, legacy: bool) -> str | None:
+    if value is None:
+        return None
+    locale = value.strip().lower().replace("_", "-") if isinstance(value, str) else ""
+    known = LOCALES_LEGACY if legacy else LOCALES_V2
+    if locale not in known:
+        raise ValidationError(
+            f"locale must be one Vonage Verify {'(legacy) ' if legacy else ''}speaks: {', '.join(sorted(known))}",
+            field="locale",
+        )
+    return locale
+
+
+def _channel_timeout(value: Any) -> int | None:
+    if value is None:
+        return None
+    low, high = CHANNEL_TIMEOUT_V2
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(
+            f"channel_timeout must be a whole number of seconds from {low} to {high}", field="channel_timeout"
+        )
     return value
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "CANCEL_RULE",
     "cancel_verification",
     "check_code",
+    "next_workflow",
     "start_verification",
 ]
 
@@ -96,8 +97,9 @@ def start_verification(
     api = settings.verify_api
     now_fn = clock or store_clock(store)
     reused = False
+    check_url: str | None = None
     try:
-        request_id = _vonage_start(vonage, api, start, settings)
+        request_id, check_url = _vonage_start(vonage, api, start, settings)
     except VonageAPIError as exc:
         request_id = _in_flight_request_id(exc)
         if request_id is None:
@@ -125,7 +127,7 @@ def start_verification(
             "reused": reused,
         },
     )
-    return {
+    answer = {
         "request_id": request_id,
         "status": VerificationStatus.PENDING.value,
         "channels": list(record.channels),
@@ -133,6 +135,11 @@ def start_verification(
         "attempts_remaining": record.attempts_remaining,
         "expires_at": record.public(now)["expires_at"],
     }
+    if check_url is not None:
+        # Silent authentication: the user's device must open this URL over its mobile data; the
+        # answer it gets holds the code to check with verify-check.
+        answer["check_url"] = check_url
+    return answer
 
 
 def _save_new(store: StateStore, record: VerificationRecord, settings: Settings, now: float) -> VerificationRecord:
@@ -203,7 +210,7 @@ def check_code(
     ``verification_expired`` / ``verification_cancelled`` / ``verification_failed``; 409
     ``already_verified``; 422 for a malformed body.
     """
-    check = parse_check(body)
+    check = parse_check(body, legacy=settings.verify_api == "legacy")
     now_fn = clock or store_clock(store)
     now = now_fn()
     reserved: list[bool] = []  # fn may run more than once: the last run is the one that committed
@@ -369,6 +376,62 @@ def cancel_verification(
     return {"request_id": request_id, "status": (ended.status if ended else VerificationStatus.CANCELLED).value}
 
 
+# ---- next workflow -------------------------------------------------------------
+
+
+def next_workflow(
+    request_id: Any,
+    *,
+    settings: Settings,
+    store: StateStore,
+    vonage: VonageClient,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Move an in-flight verification to its next channel now (the user asks for a call instead
+    of waiting for the SMS); returns ``{request_id, status: "pending", moved_on: true}``.
+
+    Verify v2 ``POST /v2/verify/{id}/next_workflow``; legacy ``/verify/control`` with
+    ``cmd=trigger_next_event``. Raises 404 ``verification_not_found``, 409
+    ``verification_finished`` for one that has ended, and 409 ``next_workflow_not_allowed``
+    when Vonage has no further channel to move to. The attempts already used stay counted.
+    """
+    request_id = parse_request_id(request_id)
+    now_fn = clock or store_clock(store)
+    record = load_record(store, request_id)
+    if record is None:
+        raise NotFoundError("there is no verification with this request_id", code="verification_not_found")
+    status = record.status_at(now_fn())
+    if status.is_final:
+        raise ConflictError(
+            f"this verification has already ended ({status.value}); start a new one",
+            code="verification_finished",
+            details={"request_id": request_id, "status": status.value},
+        )
+    try:
+        if record.api == "legacy":
+            vonage.verify_legacy_control(request_id, "trigger_next_event")
+        else:
+            vonage.verify2_next_workflow(request_id)
+    except VonageAPIError as exc:
+        if exc.code == "next_workflow_not_allowed":
+            raise ConflictError(
+                "Vonage has no further channel to move this verification to (or it just moved); "
+                "let the current one run, or wait for it to expire",
+                code="next_workflow_not_allowed",
+                details={"request_id": request_id, **_vonage_details(exc)},
+            ) from exc
+        if exc.code == "verification_not_found":
+            ended = _finish(store, request_id, VerificationStatus.EXPIRED, "ended_at_vonage", now_fn)
+            raise ConflictError(
+                "this verification has already ended at Vonage; start a new one",
+                code="verification_finished",
+                details={"request_id": request_id, "status": (ended or record).status.value, **_vonage_details(exc)},
+            ) from exc
+        raise
+    log.info("verification moved to its next channel", extra={"request_id": request_id, "api": record.api})
+    return {"request_id": request_id, "status": VerificationStatus.PENDING.value, "moved_on": True}
+
+
 # ---- shared helpers ------------------------------------------------------------
 
 
@@ -385,8 +448,8 @@ def _vonage_details(exc: VonageAPIError) -> dict[str, Any]:
 # ---- the wire calls (the only code that differs between the two APIs) -------------
 
 
-def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings: Settings) -> str:
-    """Start at Vonage; returns the request id."""
+def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings: Settings) -> tuple[str, str | None]:
+    """Start at Vonage; returns the request id and the silent-auth ``check_url`` (or None)."""
     if api == "legacy":
         params: dict[str, str] = {
             "number": start.phone.wire,
@@ -397,6 +460,8 @@ def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings:
             params["code_length"] = str(start.code_length)
         if start.locale is not None:
             params["lg"] = start.locale
+        if start.channel_timeout is not None:
+            params["next_event_wait"] = str(start.channel_timeout)
         answer = vonage.verify_legacy_start(params)
     else:
         body: dict[str, Any] = {"brand": start.brand, "workflow": [_workflow_step(c, start, settings) for c in start.channels]}
@@ -406,17 +471,21 @@ def _vonage_start(vonage: VonageClient, api: str, start: StartRequest, settings:
             body["locale"] = start.locale
         if start.client_ref is not None:
             body["client_ref"] = start.client_ref
+        if start.channel_timeout is not None:
+            body["channel_timeout"] = start.channel_timeout
         answer = vonage.verify2_start(body)
     request_id = answer.get("request_id") if isinstance(answer, Mapping) else None
     if not isinstance(request_id, str) or not request_id:
         raise ServiceError("Vonage accepted the verification but sent no request_id", code="vonage_error", status=502)
-    return request_id
+    check_url = answer.get("check_url")
+    return request_id, check_url if isinstance(check_url, str) and check_url else None
 
 
 def _workflow_step(channel: str, start: StartRequest, settings: Settings) -> dict[str, Any]:
     """One Verify v2 workflow entry (vonage-api.md 9.2)."""
     if channel == "email":
         return {"channel": "email", "to": start.email}
+    # sms, voice, silent_auth and whatsapp_interactive take only the number (verify.v2.yml).
     step: dict[str, Any] = {"channel": channel, "to": start.phone.wire}
     if channel == "whatsapp":
         step["from"] = (settings.brand_number or "").lstrip("+")  # required: the WABA-connected number

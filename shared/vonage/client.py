@@ -11,20 +11,22 @@ Error handling:
   chained with ``raise ... from exc``.
 - Documented Vonage errors become ``VonageAPIError`` through the table in
   ``shared.vonage.errors``. Bodies put on errors are scrubbed of our credentials.
-- Retries (bounded exponential backoff with full jitter, at most ``max_retries``): Vonage
-  throttling (SMS status 1 on every part, legacy Verify status 1, HTTP 429 honouring
-  ``Retry-After`` capped at ``backoff_max``), HTTP 5xx, and failures that happened before the
-  request left this machine (connect error, connect timeout, no free pooled connection).
+- Retries (bounded exponential backoff with full jitter, at most ``max_retries``) only for
+  what certainly did not happen: Vonage throttling (SMS status 1 on every part, legacy Verify
+  status 1, HTTP 429 honouring ``Retry-After`` capped at ``backoff_max``) and failures before
+  the request left this machine (connect error, connect timeout, no free pooled connection).
   After the last retry: ``VonageThrottledError`` (with ``retry_after``),
   ``VonageUnavailableError`` or ``VonageTimeoutError``. Nothing else is retried.
 
-Why read timeouts are not retried: a timeout (or a dropped connection) after the request was
-written may mean Vonage got it and acted. Vonage takes no idempotency key, so retrying a send
-could deliver the SMS twice, and retrying a Verify check could burn one of the three attempts,
-a cancel could report "not found" for a cancel that worked, a next_workflow could skip a
-channel. None of the calls here are safe to replay, so all of them raise
-``VonageTimeoutError`` / ``VonageUnavailableError`` instead and say the outcome is unknown.
-(``_call(replay_safe=True)`` exists for read-only calls, should one be added.)
+Why read timeouts and 5xx answers are not retried: a timeout, a dropped connection or a 5xx
+after the request was written may mean Vonage got it and acted (a gateway can answer 502/504
+while the platform goes on sending). Vonage takes no idempotency key, so retrying a send could
+deliver (and bill) the SMS twice, a Verify start could bill a second verification, a Verify
+check could burn one of the three attempts, a cancel could report "not found" for a cancel that
+worked, a next_workflow could skip a channel. None of the calls here are safe to replay, so all
+of them raise ``VonageTimeoutError`` / ``VonageUnavailableError`` at once, with
+``details["outcome"] == "unknown"`` and a message saying so (callers hold their idempotency key
+on that marker). ``_call(replay_safe=True)`` exists for read-only calls, should one be added.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from shared.vonage.auth import ApplicationJWT, basic_auth_header
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "OUTCOME_UNKNOWN",
     "POOL_LIMITS",
     "MessageSubmission",
     "SmsPart",
@@ -77,6 +80,8 @@ _DEFAULT_RETRY_AFTER = 1.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
 _LEGACY_COMMANDS = ("cancel", "trigger_next_event")
+# details["outcome"] of an error after which Vonage may have acted: callers must not resend.
+OUTCOME_UNKNOWN = "unknown"
 
 T = TypeVar("T")
 
@@ -485,7 +490,7 @@ class VonageClient:
                 raise VonageTimeoutError(
                     "Vonage did not answer in time. The request may still have been carried out: "
                     "check its status before trying again.",
-                    details={"api": api, "attempts": attempt + 1},
+                    details={"api": api, "attempts": attempt + 1, "outcome": OUTCOME_UNKNOWN},
                 ) from exc
             except httpx.HTTPError as exc:
                 # Connection dropped mid-request, protocol error: the outcome is unknown too.
@@ -496,8 +501,20 @@ class VonageClient:
                 raise VonageUnavailableError(
                     "The connection to Vonage failed during the request. It may still have been "
                     "carried out: check its status before trying again.",
-                    details={"api": api, "attempts": attempt + 1},
+                    details={"api": api, "attempts": attempt + 1, "outcome": OUTCOME_UNKNOWN},
                 ) from exc
+
+            if 500 <= response.status_code <= 599 and not replay_safe:
+                # Vonage (or a gateway in front of it) got the request and failed: it may have
+                # acted all the same, so this is an unknown outcome, never retried.
+                status = response.status_code
+                self._log_unknown(api, operation, attempt + 1, f"http_{status}")
+                raise VonageUnavailableError(
+                    f"Vonage answered HTTP {status}. The request may still have been carried out: "
+                    "check its status before trying again.",
+                    details={"api": api, "http_status": status, "attempts": attempt + 1, "outcome": OUTCOME_UNKNOWN},
+                    retry_after=_retry_after(response),
+                )
 
             outcome = handle(response)
             if isinstance(outcome, _Retry):
@@ -535,8 +552,15 @@ class VonageClient:
             extra={"vonage_api": api, "vonage_operation": operation, "attempts": attempts, "retry_reason": reason},
         )
 
+    def _log_unknown(self, api: str, operation: str, attempts: int, reason: str) -> None:
+        log.warning(
+            "vonage request outcome unknown, not retried",
+            extra={"vonage_api": api, "vonage_operation": operation, "attempts": attempts, "retry_reason": reason},
+        )
+
     def _retry_for_http(self, api: str, response: httpx.Response) -> _Retry | None:
-        """429 and 5xx are retried; everything else goes to the response handler."""
+        """429 is retried, and 5xx for replay-safe calls (``_call`` already refused the others);
+        everything else goes to the response handler."""
         status = response.status_code
         if status == 429:
             retry_after = _retry_after(response)

@@ -56,8 +56,12 @@ KIND_VERIFY = "verify-callback"
 
 # Message types whose object is a media attachment {url, caption?, name?}.
 MEDIA_TYPES = ("image", "audio", "video", "file", "vcard", "sticker")
-# Channels whose addresses are phone numbers (Messenger uses page-scoped ids; RCS `to` is an agent id).
+# Channels whose inbound `from` is the user's phone number (Messages spec: FromNumber). Messenger
+# uses page-scoped ids both ways.
 _PHONE_CHANNELS = frozenset({"sms", "mms", "whatsapp", "viber", "rcs"})
+# Channels whose inbound `to` is our phone number. Viber's `to` is our Viber service id (spec:
+# ToId, e.g. "0123456789") and RCS's our agent id: kept exactly as the channel gives them.
+_PHONE_RECIPIENT_CHANNELS = frozenset({"sms", "mms", "whatsapp"})
 # The Messages API calls Viber "viber_service"; we use the short name everywhere.
 _CHANNEL_ALIASES = {"viber_service": "viber"}
 _PHONE_LIKE = re.compile(r"\+?[0-9]{6,15}")
@@ -244,8 +248,8 @@ def parse_messages_inbound(payload: Mapping[str, Any]) -> InboundEvent:
     channel = _channel(payload)
     vonage_id = _required_str(payload, "message_uuid")
     sender = normalise_address(_address_field(payload, "from"), phone=channel in _PHONE_CHANNELS)
-    # An RCS `to` is the agent id, never a phone number.
-    recipient = normalise_address(_address_field(payload, "to"), phone=channel in _PHONE_CHANNELS - {"rcs"})
+    # An RCS `to` is the agent id, a Viber `to` the service id: never phone numbers.
+    recipient = normalise_address(_address_field(payload, "to"), phone=channel in _PHONE_RECIPIENT_CHANNELS)
     message_type = _optional_str(payload, "message_type") or ("text" if isinstance(payload.get("text"), str) else "unsupported")
     media = _media(payload, message_type)
     details: dict[str, Any] = {}
@@ -303,7 +307,7 @@ def _parse_v01_inbound(payload: Mapping[str, Any]) -> InboundEvent:
         vonage_id=vonage_id,
         channel=channel,
         sender=normalise_address(_address_field(payload, "from"), phone=channel in _PHONE_CHANNELS),
-        recipient=normalise_address(_address_field(payload, "to"), phone=channel in _PHONE_CHANNELS - {"rcs"}),
+        recipient=normalise_address(_address_field(payload, "to"), phone=channel in _PHONE_RECIPIENT_CHANNELS),
         message_type=message_type,
         text=_visible_text(content, media),
         timestamp=_optional_str(payload, "timestamp"),

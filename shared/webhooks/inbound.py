@@ -514,15 +514,20 @@ def list_inbound(
     limit: int = 50,
     include_raw: bool = False,
 ) -> list[dict[str, Any]]:
-    """Stored inbound messages, newest first; with ``number``, those from or to that number."""
+    """Stored inbound messages, newest first; with ``number``, those from or to that number
+    (a phone number in any format, or a channel id such as a Messenger sender id, as stored)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIST}", field="limit")
     if number:
-        wanted = normalise_address(number, phone=True)
+        # Channel ids (Messenger, a Viber service id, an RCS agent) are stored as given and may
+        # look like phone numbers: look for the value as given and as an E.164 number.
+        wanted = dict.fromkeys((number.strip(), normalise_address(number, phone=True)))
         found: dict[str, dict[str, Any]] = {}
-        for field_name in ("from", "to"):
-            for doc in store.query(INBOUND, where={field_name: wanted}, order_by="received_at", descending=True, limit=limit):
-                found[str(doc.get("id"))] = doc
+        for address in wanted:
+            for field_name in ("from", "to"):
+                for doc in store.query(INBOUND, where={field_name: address}, order_by="received_at", descending=True,
+                                       limit=limit):
+                    found[str(doc.get("id"))] = doc
         docs = sorted(found.values(), key=lambda doc: str(doc.get("received_at") or ""), reverse=True)[:limit]
     else:
         docs = store.query(INBOUND, order_by="received_at", descending=True, limit=limit)

@@ -15,9 +15,9 @@ import pytest
 
 from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, make_fake_gcloud
 
-ALL = ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status")
+ALL = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status")
 WEBHOOKS = ("inbound", "status")
-CALLERS = ("send", "verify_start", "verify_check", "verify_cancel")
+CALLERS = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next")
 TTL = ("idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
 
 
@@ -332,7 +332,7 @@ def test_the_inbound_listing_indexes_are_created(full_run):
 def test_a_failing_ttl_or_index_command_is_a_warning_not_the_end(fake_gcloud):
     result = fake_gcloud.run("--project", "p1", env={"FAKE_GCLOUD_FAIL": "ttls update|indexes composite create"})
     assert result.returncode == 0, result.stderr
-    assert len(result.deploys()) == 6
+    assert len(result.deploys()) == len(ALL)
     assert "warning" in result.stderr and "finished with" in result.stdout
 
 
@@ -613,6 +613,13 @@ def test_dry_run_prints_the_vonage_requests_with_the_secret_masked(fake_gcloud, 
     assert "s3cr3t-value" not in result.stdout + result.stderr
     assert "tok-XYZ-987" not in result.stdout + result.stderr
     assert "token=****" in result.stdout
+    # the PUT body is printed whole (masking the token used to swallow the rest of it)
+    put = curls[1]
+    body = json.loads(put[put.index("--data") + 1])
+    hooks = body["capabilities"]["messages"]["webhooks"]
+    assert hooks["inbound_url"]["address"].endswith("-inbound?token=****")
+    assert hooks["status_url"] == {"address": hooks["status_url"]["address"], "http_method": "POST"}
+    assert body["capabilities"]["verify"]["webhooks"]["status_url"]["address"].endswith("?token=****")
 
 
 # ---- Firestore for the runtimes outside Google Cloud ---------------------------------

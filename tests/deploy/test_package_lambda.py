@@ -30,7 +30,7 @@ def test_the_package_holds_the_handler_the_app_and_every_function(package):
     assert {"lambda_handler.py", "app.py", "main.py", "shared/__init__.py", "shared/config.py"} <= names
     # The PostgreSQL backend applies these at first use: they must ship with the code.
     assert "shared/store/migrations/postgres/0001_init.sql" in names
-    for entry in ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status"):
+    for entry in ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status"):
         assert f"functions/{entry}.py" in names
 
 

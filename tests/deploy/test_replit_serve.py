@@ -127,7 +127,7 @@ def served(tmp_path_factory, replit) -> Iterator[_Server]:
 def test_the_deployment_serves_every_function_over_real_http(served):
     status, body = served.request("GET", "/healthz")
     assert status == 200
-    assert body["functions"] == ["/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-start"]
+    assert body["functions"] == ["/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-next", "/verify-start"]
     assert served.request("GET", "/readyz") == (200, {"status": "ok", "store": "sqlite"})
 
 
@@ -205,3 +205,14 @@ def test_a_replit_deployment_with_a_database_keeps_its_state_in_postgres(tmp_pat
         log = server.log.read_text(errors="replace")
     assert "WARNING" not in log
     assert "DATABASE_URL is set" in log  # the choice and its reason, logged once
+def test_serve_on_a_busy_port_names_the_setting_to_change():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = subprocess.run(["bash", str(REPO / "scripts" / "serve.sh")], env={**os.environ, "PORT": str(port)},
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {port} (PORT) is already in use" in done.stderr and f"PORT={port + 1}" in done.stderr

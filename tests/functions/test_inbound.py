@@ -308,3 +308,19 @@ def test_listing_needs_an_api_token_and_filters_by_number(webhook_client):
     assert webhook_client.list_inbound(token="wrong").status_code == 401
     assert webhook_client.list_inbound(limit="lots").status_code == 422
     assert webhook_client.list_inbound(token=API_TOKEN, raw="true").json()["messages"][0]["raw"]
+
+
+@pytest.mark.parametrize("params", [{}, {"number": "14155550123"}, {"limit": "5", "raw": "true"}])
+def test_listing_without_a_token_is_an_auth_error_not_a_bad_signature(webhook_client, params):
+    # A newcomer's `curl /inbound?number=...` without the header used to hear "invalid_signature".
+    response = webhook_client.http.get("/inbound", params=params)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "unauthorized"
+    assert "Authorization: Bearer" in error["message"] and "signature" not in error["message"]
+
+
+def test_a_get_webhook_without_its_signature_is_still_a_signature_error(webhook_client, store):
+    response = webhook_client.http.get("/inbound", params=sms_inbound(message_id="G-1"))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+    assert store.get(INBOUND, "G-1") is None

@@ -13,7 +13,7 @@ from shared.verify.records import VerificationStatus, load_record
 from tests.fixtures.verify import GB_MOBILE
 
 START = {"number": GB_MOBILE, "brand": "Acme"}
-WRONG = ["5827361940", "6938472051", "7049583162", "8150694273"]  # 10 characters, never a real code here
+WRONG = ["582736", "693847", "704958", "815069"]  # 6 digits (legacy codes are 4-6): never a real 4-digit code
 
 
 def error_of(response):

@@ -85,7 +85,7 @@ def test_legacy_start_posts_a_form_with_key_and_secret(verify_stack):
 def test_second_start_reuses_the_request_in_flight(verify_stack, api, log, refusal):
     verify_stack.configure(VERIFY_API=api)
     first = verify_stack.http.start(START).get_json()
-    wrong = verify_stack.http.check({"request_id": first["request_id"], "code": "5827361940"})
+    wrong = verify_stack.http.check({"request_id": first["request_id"], "code": "582736"})
     assert error_of(wrong) == (400, "wrong_code")
     again = verify_stack.http.start(START)
     assert again.status_code == 202
@@ -168,6 +168,10 @@ def test_refusals_are_logged_with_their_reason(verify_stack, caplog):
         ({**START, "channels": ["fax"]}, (422, "invalid_field")),
         ({**START, "channels": ["whatsapp"]}, (422, "channel_not_available")),
         ({**START, "code_length": 99}, (422, "invalid_field")),
+        ({**START, "brand": "An 18 char brand X"}, (422, "invalid_field")),  # v2: the official SDK caps it at 16
+        ({**START, "client_ref": "a" * 40}, (422, "invalid_field")),  # v2: the official SDK caps it at 16
+        ({**START, "locale": "xx-xx"}, (422, "invalid_field")),
+        ({**START, "channel_timeout": 10}, (422, "invalid_field")),
     ],
 )
 def test_bad_input_is_422(verify_stack, body, expected):
@@ -206,3 +210,22 @@ def test_smoke_through_functions_framework(verify_stack):
     client = functions_framework.create_app(target="verify_start", source="main.py").test_client()
     response = client.post("/", json=START, headers={"Authorization": "Bearer verify-test-token-0123456789"})
     assert response.status_code == 202 and response.get_json()["status"] == "pending"
+
+
+@pytest.mark.parametrize(("api", "log"), [("v2", "verify"), ("legacy", "verify_legacy")])
+def test_a_vonage_5xx_on_start_is_not_retried_because_a_start_is_billed(verify_stack, api, log):
+    # A start is a paid POST with no idempotency key: after a 5xx Vonage may have started it.
+    verify_stack.configure(VERIFY_API=api, VONAGE_MAX_RETRIES="3")
+    verify_stack.sandbox.set_faults("5xx=502;count=1")
+    response = verify_stack.http.start(START)
+    assert error_of(response) == (503, "vonage_unavailable")
+    assert response.get_json()["error"]["details"]["outcome"] == "unknown"
+    assert len(verify_stack.vonage_requests(log)) == 1
+
+
+@pytest.mark.parametrize(("api", "log", "wire"), [("v2", "verify", "channel_timeout"), ("legacy", "verify_legacy", "next_event_wait")])
+def test_channel_timeout_goes_on_the_wire_under_each_apis_name(verify_stack, api, log, wire):
+    verify_stack.configure(VERIFY_API=api)
+    assert verify_stack.http.start({**START, "channel_timeout": 120}).status_code == 202
+    (sent,) = [r for r in verify_stack.vonage_requests(log) if r["path"].endswith(("/verify", "/verify/json"))]
+    assert str(sent["fields"][wire]) == "120"

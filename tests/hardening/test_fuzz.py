@@ -38,7 +38,7 @@ AUTH = {"Authorization": f"Bearer {HARDENING_API_TOKEN}"}
 SEND_FIELDS = ("to", "text", "template", "channel", "api", "from", "client_ref", "ttl", "max_segments", "dry_run",
                "image", "audio", "video", "file")
 VERIFY_START_FIELDS = ("number", "brand", "channels", "code_length", "locale", "client_ref", "email", "client_ip")
-POST_PATHS = ("/send", "/verify-start", "/verify-check", "/verify-cancel", "/inbound", "/status")
+POST_PATHS = ("/send", "/verify-start", "/verify-check", "/verify-cancel", "/verify-next", "/inbound", "/status")
 
 
 @pytest.fixture

@@ -248,6 +248,7 @@ class _Errors:
             "POST /verify-check": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315", "code": "1234"},
             "POST /verify-cancel": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"},
             "DELETE /verify-cancel": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"},
+            "POST /verify-next": {"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"},
             "POST /inbound": {"msisdn": "447911123456", "to": "447700900000", "messageId": "0B0000001234ABCD", "text": "hi"},
             "POST /status": {"messageId": "0B0000001234ABCE", "status": "delivered", "err-code": "0"},
         }
@@ -261,13 +262,14 @@ class _Errors:
         import functions.status
         import functions.verify_cancel
         import functions.verify_check
+        import functions.verify_next
         import functions.verify_start
         from tests.fixtures.webhooks import FaultyStore
 
         store = FaultyStore(self.stack.store)
         store.down = True
         for module in (functions.send, functions.inbound, functions.status, functions.verify_start,
-                       functions.verify_check, functions.verify_cancel):
+                       functions.verify_check, functions.verify_cancel, functions.verify_next):
             self.monkeypatch.setattr(module, "get_store", lambda: store)
         return self.valid(label)
 
@@ -356,6 +358,21 @@ def _after_start(errors: _Errors, label: str, then: Callable[[], None], check: b
     return _cancel_request(errors, label, request_id)
 
 
+def _next_request(errors: _Errors, label: str, request_id: str) -> httpx.Response:
+    if not label.endswith("{request_id}"):
+        return errors.call(label, json_body={"request_id": request_id})
+    return errors.call(label, path=f"/verify-next/{request_id}")
+
+
+def _next_after_start(errors: _Errors, label: str, then: Callable[[], None] | None = None, times: int = 1) -> httpx.Response:
+    request_id = errors.start()
+    if then is not None:
+        then()
+    for _ in range(times - 1):
+        _next_request(errors, label, request_id)
+    return _next_request(errors, label, request_id)
+
+
 _CANCELS = ("POST /verify-cancel", "DELETE /verify-cancel", "POST /verify-cancel/{request_id}", "DELETE /verify-cancel/{request_id}")
 _STATUS_VERIFY_BAD = {"request_id": "", "type": "event", "channel": "sms", "status": "completed"}
 
@@ -383,6 +400,8 @@ TRIGGERS: dict[tuple[str, int], Callable[[_Errors, str], httpx.Response]] = {
     ("POST /verify-check", 422): lambda e, l: e.call(l, json_body={"request_id": "c11236f4", "code": 1234}),
     ("POST /verify-check", 502): lambda e, l: _after_start(e, l, lambda: e.fake_vonage(418), check=True),
     ("POST /verify-check", 504): lambda e, l: _after_start(e, l, lambda: e.vonage_times_out("verify"), check=True),
+    ("POST /verify-next", 403): lambda e, l: (e.stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example"),
+                                              e.valid(l, auth=False, headers={"Origin": "https://evil.example"}))[1],
     ("GET /inbound", 422): lambda e, l: e.call(l, params={"limit": "0"}),
     ("POST /status", 422): lambda e, l: e.call(l, json_body=_STATUS_VERIFY_BAD),
 }
@@ -392,6 +411,12 @@ for _label in _CANCELS:
     TRIGGERS[(_label, 422)] = lambda e, l: _cancel_request(e, l, "not!an!id")
     TRIGGERS[(_label, 502)] = lambda e, l: _after_start(e, l, lambda: e.fake_vonage(418))
     TRIGGERS[(_label, 504)] = lambda e, l: _after_start(e, l, lambda: e.vonage_times_out("verify"))
+for _label in ("POST /verify-next", "POST /verify-next/{request_id}"):
+    TRIGGERS[(_label, 404)] = lambda e, l: _next_request(e, l, "c11236f4-00bf-4b89-84ba-0123456789ab")
+    TRIGGERS[(_label, 409)] = lambda e, l: _next_after_start(e, l, times=2)  # [sms, voice]: nothing after voice
+    TRIGGERS[(_label, 422)] = lambda e, l: _next_request(e, l, "not!an!id")
+    TRIGGERS[(_label, 502)] = lambda e, l: _next_after_start(e, l, lambda: e.fake_vonage(418))
+    TRIGGERS[(_label, 504)] = lambda e, l: _next_after_start(e, l, lambda: e.vonage_times_out("verify"))
 _GENERIC: dict[int, Callable[[_Errors, str], httpx.Response]] = {
     400: lambda e, l: e.call(l, content=b'{"not json'),
     401: lambda e, l: e.valid(l, auth=False),

@@ -88,3 +88,113 @@ def test_real_credentials_mean_no_sandbox():
     assert has_real_credentials({"VONAGE_APPLICATION_ID": "a", "VONAGE_PRIVATE_KEY": "p"})
     assert not has_real_credentials({"VONAGE_API_KEY": "k"})
     assert not has_real_credentials({"VONAGE_API_KEY": "k", "VONAGE_API_SECRET": "s", "LOCAL_SANDBOX": "1"})
+
+
+# ---- the newcomer's edges --------------------------------------------------------------------
+
+
+def _banner(process: subprocess.Popen) -> str:
+    banner = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        banner.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    return "".join(banner)
+
+
+def _serve(tmp_path: Path, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sandbox.local", "serve", "--port", "0", "--sandbox-port", "0"],
+        cwd=ROOT,
+        env=_env(STATE_SQLITE_PATH=str(tmp_path / "local.sqlite3"), LOG_LEVEL="WARNING", **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_the_token_is_kept_in_a_file_and_the_paste_block_exports_it(tmp_path):
+    tokens = []
+    for _run in range(2):
+        process = _serve(tmp_path)
+        try:
+            text = _banner(process)
+        finally:
+            _stop(process)
+        tokens.append(re.search(r"API token\s+(\S+)", text).group(1))
+        paste = text.split("Try (paste into a shell):", 1)[1].strip().splitlines()
+        assert paste[0].strip() == f"export TOKEN={tokens[-1]}"
+        assert tokens[-1] not in "\n".join(paste[1:])  # the commands use $TOKEN
+        assert '"Authorization: Bearer $TOKEN"' in paste[1]
+    token_file = tmp_path / "local-token"
+    assert tokens[0] == tokens[1] == token_file.read_text().strip()  # created once, reused
+    assert token_file.stat().st_mode & 0o077 == 0
+
+
+def test_the_stop_example_does_not_opt_out_the_number_the_first_example_sends_to(tmp_path):
+    process = _serve(tmp_path)
+    try:
+        text = _banner(process)
+    finally:
+        _stop(process)
+    paste = text.split("Try (paste into a shell):", 1)[1]
+    send_to = re.search(r'"to": "([^"]+)"', paste).group(1)
+    stop_from = re.search(r'"from": "(\d+)"[^\n]*"text": "STOP"', paste).group(1)
+    assert re.sub(r"\D", "", send_to) != stop_from
+
+
+def test_reset_says_what_it_removes_then_wipes_the_local_state(tmp_path):
+    from sandbox.local import reset_local_state
+
+    store = tmp_path / "local.sqlite3"
+    for suffix in ("", "-wal"):
+        Path(str(store) + suffix).write_text("state")
+    (tmp_path / "local-token").write_text("local-keepme\n")
+    said: list[str] = []
+    removed = reset_local_state(environ={"STATE_SQLITE_PATH": str(store)}, say=said.append)
+    assert str(store) in removed and str(store) + "-wal" in removed
+    assert not store.exists() and not Path(str(store) + "-wal").exists()
+    text = "\n".join(said)
+    assert "opt-out" in text and str(store) in text and "kept" in text
+    assert text.index(str(store)) < text.index("Done")  # said before it was done
+    assert (tmp_path / "local-token").read_text() == "local-keepme\n"
+
+
+def test_reset_through_the_command_line_and_local_sh_usage(tmp_path):
+    store = tmp_path / "local.sqlite3"
+    store.write_text("state")
+    result = subprocess.run([sys.executable, "-m", "sandbox.local", "reset"], cwd=ROOT,
+                            env=_env(STATE_SQLITE_PATH=str(store)), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "removes the local state" in result.stdout and not store.exists()
+    assert "./local.sh reset" in (ROOT / "local.sh").read_text()
+
+
+def test_a_busy_port_names_the_setting_to_change(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sandbox.local", "serve", "--port", str(port), "--sandbox-port", "0"],
+            cwd=ROOT, env=_env(STATE_SQLITE_PATH=str(tmp_path / "local.sqlite3")),
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"port {port} (PORT) is already in use" in result.stderr
+    assert f"PORT={port + 1} ./local.sh" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr

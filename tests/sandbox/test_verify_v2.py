@@ -157,9 +157,41 @@ def test_invalid_start_is_422(sandbox) -> None:
     assert names == {"brand", "code_length", "workflow[0].to"}
 
 
-def test_silent_auth_cannot_work_offline_412(sandbox) -> None:
-    response = _start(sandbox.url, workflow=[{"channel": "silent_auth", "to": TO}])
+def test_silent_auth_without_network_coverage_is_412(sandbox_factory) -> None:
+    box = sandbox_factory(silent_auth_coverage=False)
+    response = _start(box.url, workflow=[{"channel": "silent_auth", "to": TO}, {"channel": "sms", "to": TO}])
     assert response.status_code == 412
+
+
+def test_silent_auth_gives_a_check_url_whose_code_completes_the_request(sandbox) -> None:
+    response = _start(sandbox.url, workflow=[{"channel": "silent_auth", "to": TO}, {"channel": "sms", "to": TO}])
+    assert response.status_code == 202
+    request_id, check_url = response.json()["request_id"], response.json()["check_url"]
+    assert check_url == f"{sandbox.url}/v2/verify/{request_id}/silent-auth/redirect"
+    assert sandbox.inbox(TO) == []  # nothing is sent: the device fetches the code over mobile data
+    with client() as http:
+        redirect = http.get(check_url)
+    assert redirect.status_code == 200 and redirect.json()["request_id"] == request_id
+    checked = _check(sandbox.url, request_id, redirect.json()["code"])
+    assert checked.status_code == 200 and checked.json()["status"] == "completed"
+
+
+def test_silent_auth_must_come_first_and_its_check_url_ends_with_its_step(sandbox) -> None:
+    late = _start(sandbox.url, workflow=[{"channel": "sms", "to": TO}, {"channel": "silent_auth", "to": TO}])
+    assert late.status_code == 422
+    assert {p["name"] for p in late.json()["invalid_parameters"]} == {"workflow[1].channel"}
+    started = _start(sandbox.url, workflow=[{"channel": "silent_auth", "to": TO}, {"channel": "sms", "to": TO}]).json()
+    assert post_json(sandbox.url, f"/v2/verify/{started['request_id']}/next_workflow", {}).status_code == 200
+    assert [e["channel"] for e in sandbox.inbox(TO)] == ["sms"]  # only the fallback got a code
+    with client() as http:
+        assert http.get(started["check_url"]).status_code == 404
+
+
+def test_whatsapp_interactive_sends_the_code_without_a_from(sandbox) -> None:
+    response = _start(sandbox.url, workflow=[{"channel": "whatsapp_interactive", "to": TO}])
+    assert response.status_code == 202
+    entry = sandbox.inbox(TO)[0]
+    assert entry["channel"] == "whatsapp_interactive" and entry["request_id"] == response.json()["request_id"]
 
 
 def test_low_balance_is_402(sandbox_factory) -> None:

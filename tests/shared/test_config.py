@@ -125,3 +125,25 @@ def test_postgres_pool_follows_the_server_threads():
     assert Settings.from_env({"THREADS": "16", "POSTGRES_POOL_SIZE": "4"}).postgres_pool_size == 4
     with pytest.raises(ConfigError, match="POSTGRES_POOL_SIZE"):
         Settings.from_env({"POSTGRES_POOL_SIZE": "0"})
+@pytest.mark.parametrize(("value", "hint"), [("UK", "use GB"), ("XX", "ISO 3166")])
+def test_default_region_must_be_one_phonenumbers_knows(value, hint):
+    # DEFAULT_REGION=UK used to be accepted and then made every national number invalid.
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DEFAULT_REGION": value})
+    (problem,) = [p for p in info.value.problems if "DEFAULT_REGION" in p]
+    assert f"DEFAULT_REGION={value} is not a region code phonenumbers knows" in problem and hint in problem
+    assert Settings.from_env({"DEFAULT_REGION": "gb"}).default_region == "GB"
+
+
+def test_no_credentials_at_all_names_both_ways_in():
+    settings = Settings.from_env({})
+    for require in (settings.require_key_secret, settings.require_application):
+        with pytest.raises(ConfigError) as info:
+            require()
+        message = info.value.message
+        assert "VONAGE_API_KEY and VONAGE_API_SECRET" in message
+        assert "VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY" in message
+    # with one pair set, only what this call is missing is named
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"VONAGE_API_KEY": "k", "VONAGE_API_SECRET": "s"}).require_application()
+    assert "no Vonage credentials" not in info.value.message

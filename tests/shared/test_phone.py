@@ -38,6 +38,9 @@ def test_wire_form_strips_the_plus():
         ("abc", None, "may only contain"),
         ("+1 555", None, "wrong length"),
         ("07911 123456", None, "country code"),
+        # a US number typed nationally without DEFAULT_REGION: read as +41... it was "wrong length"
+        ("(415) 555-0124", None, r"add a country code \(\+1 \.\.\.\): \+1 415-555-0124"),
+        ("415.555.0124", None, r"add a country code \(\+1"),
         ("+44 7911 12345678901", None, "wrong length"),
         ("1" * 60, None, "may only contain"),
         ("+1 415 555 0100; DROP TABLE", None, "may only contain"),

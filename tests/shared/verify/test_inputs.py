@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import BadRequestError
+from shared.errors import BadRequestError, ValidationError
 from shared.verify.inputs import parse_check, parse_start
 from tests.fixtures.verify import GB_MOBILE
 
@@ -112,3 +112,57 @@ def test_bad_check_bodies_never_echo_the_code(body, field):
     assert info.value.status == 422 and info.value.details["field"] == field
     code = str(body.get("code", "@@"))
     assert code not in info.value.message and code not in str(info.value.to_dict())
+
+
+# ---- the limits of Vonage's definitions, refused before the call ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api", "change", "field"),
+    [
+        ("v2", {"brand": "b" * 17}, "brand"),  # the official SDK caps v2 at 16 (docs: 18)
+        ("legacy", {"brand": "b" * 19}, "brand"),  # verify.yml maxLength 18
+        ("v2", {"client_ref": "r" * 17}, "client_ref"),  # the official SDK caps it at 16 (docs: 40)
+        ("v2", {"client_ref": "r" * 40}, "client_ref"),
+        ("v2", {"locale": "xx-yy"}, "locale"),  # verify.v2.yml Language enum
+        ("v2", {"locale": "ja-jp"}, "locale"),  # legacy-only language
+        ("legacy", {"locale": "xx-yy"}, "locale"),  # verify.yml lg enum
+        ("v2", {"channel_timeout": 59}, "channel_timeout"),  # verify.v2.yml ChannelTimeout 60-900
+        ("v2", {"channel_timeout": 901}, "channel_timeout"),
+        ("legacy", {"channel_timeout": 30}, "channel_timeout"),  # next_event_wait 60-900
+        ("v2", {"channel_timeout": "300"}, "channel_timeout"),
+        ("v2", {"channel_timeout": True}, "channel_timeout"),
+        ("v2", {"code_length": 11}, "code_length"),
+        ("v2", {"code_length": 3}, "code_length"),
+        ("legacy", {"code_length": 5}, "code_length"),
+    ],
+)
+def test_every_limit_of_vonages_definitions_is_refused_before_the_call(verify_settings, api, change, field):
+    with pytest.raises(ValidationError) as info:
+        parse_start({**GOOD, **change}, verify_settings(verify_api=api))
+    assert (info.value.status, info.value.code, info.value.details.get("field")) == (422, "invalid_field", field)
+
+
+@pytest.mark.parametrize(
+    ("api", "change", "expected"),
+    [
+        ("v2", {"brand": "b" * 16}, ("brand", "b" * 16)),
+        ("legacy", {"brand": "b" * 18}, ("brand", "b" * 18)),
+        ("v2", {"client_ref": "r" * 16}, ("client_ref", "r" * 16)),
+        ("v2", {"locale": "PT_BR"}, ("locale", "pt-br")),
+        ("legacy", {"locale": "ja-jp"}, ("locale", "ja-jp")),
+        ("v2", {"channel_timeout": 60}, ("channel_timeout", 60)),
+        ("legacy", {"channel_timeout": 900}, ("channel_timeout", 900)),
+    ],
+)
+def test_values_at_the_limits_are_accepted(verify_settings, api, change, expected):
+    start = parse_start({**GOOD, **change}, verify_settings(verify_api=api))
+    assert getattr(start, expected[0]) == expected[1]
+
+
+def test_a_legacy_check_code_longer_than_6_is_refused_before_it_burns_an_attempt():
+    with pytest.raises(ValidationError) as info:
+        parse_check({"request_id": "abcdef0123456789abcdef0123456789", "code": "1234567"}, legacy=True)
+    assert (info.value.code, info.value.details.get("field")) == ("invalid_field", "code")
+    assert "1234567" not in info.value.message
+    assert parse_check({"request_id": "abcdef0123456789abcdef0123456789", "code": "1234567"}).code == "1234567"

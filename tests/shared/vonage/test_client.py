@@ -307,55 +307,76 @@ def test_http_429_forever_raises_throttled_with_retry_after(key_settings):
     assert len(recorder.requests) == 2
 
 
-def test_http_5xx_is_retried_then_succeeds(key_settings):
-    recorder = Recorder(httpx.Response(502), httpx.Response(503), httpx.Response(202, json={"message_uuid": "u-1"}))
-    client, sleeps = make(key_settings, recorder)
-    assert client.send_message({"channel": "sms"}).message_uuid == "u-1"
-    assert len(recorder.requests) == 3 and len(sleeps) == 2
+SENDS_AND_STATE_CHANGES = [
+    ("send_sms", lambda c: c.send_sms(to=TO, sender="Acme", text="hi")),
+    ("send_message", lambda c: c.send_message({"channel": "sms"})),
+    ("verify2_start", lambda c: c.verify2_start({"brand": "Acme"})),
+    ("verify2_check", lambda c: c.verify2_check(REQUEST_ID, "1234")),
+    ("verify2_cancel", lambda c: c.verify2_cancel(REQUEST_ID)),
+    ("verify2_next_workflow", lambda c: c.verify2_next_workflow(REQUEST_ID)),
+    ("verify_legacy_start", lambda c: c.verify_legacy_start({"number": TO, "brand": "Acme"})),
+    ("verify_legacy_check", lambda c: c.verify_legacy_check(LEGACY_ID, "1234")),
+    ("verify_legacy_control", lambda c: c.verify_legacy_control(LEGACY_ID, "cancel")),
+]
 
 
-def test_http_5xx_forever_raises_unavailable(key_settings):
-    recorder = Recorder(httpx.Response(500, json={"title": "Internal Error"}))
+@pytest.mark.parametrize("call", [c[1] for c in SENDS_AND_STATE_CHANGES], ids=[c[0] for c in SENDS_AND_STATE_CHANGES])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_http_5xx_is_an_unknown_outcome_never_retried(key_settings, call, status):
+    # Vonage takes no idempotency key: a 5xx after the request was written may have sent (and
+    # billed) the message or started the verification; a retry could do it twice.
+    recorder = Recorder(httpx.Response(status, json={"title": "Internal Error"}), httpx.Response(202, json={}))
     client, sleeps = make(key_settings, recorder, max_retries=3)
     with pytest.raises(VonageUnavailableError) as info:
-        client.verify2_start({"brand": "Acme"})
-    assert len(recorder.requests) == 4 and len(sleeps) == 3
-    assert info.value.details["http_status"] == 500
+        call(client)
+    assert len(recorder.requests) == 1 and sleeps == []
+    assert info.value.details["http_status"] == status and info.value.details["outcome"] == "unknown"
+    assert "may still have been carried out" in info.value.message
+
+
+def test_replay_safe_calls_would_retry_5xx(key_settings):
+    recorder = Recorder(httpx.Response(503), httpx.Response(200, json={"ok": True}))
+    client, sleeps = make(key_settings, recorder)
+    result = client._call(
+        "verify2", "search", "GET", "https://api.nexmo.com/v2/verify/x",
+        handle=lambda r: client._retry_for_http("verify2", r) or r.json(), headers=dict, replay_safe=True,
+    )
+    assert result == {"ok": True} and len(recorder.requests) == 2 and len(sleeps) == 1
 
 
 def test_backoff_is_exponential_with_full_jitter(key_settings, monkeypatch):
     import shared.vonage.client as client_module
 
     monkeypatch.setattr(client_module.random, "uniform", lambda low, high: high)  # the ceiling of each draw
-    recorder = Recorder(httpx.Response(503))
+    recorder = Recorder(httpx.Response(429))
     client, sleeps = make(key_settings, recorder, max_retries=6, backoff_base=0.25, backoff_max=4.0)
-    with pytest.raises(VonageUnavailableError):
+    with pytest.raises(VonageThrottledError):
         client.send_message({"channel": "sms"})
     assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
 
 
 def test_jittered_delays_stay_within_their_ceiling(key_settings):
-    recorder = Recorder(httpx.Response(503))
+    recorder = Recorder(httpx.Response(429))
     client, sleeps = make(key_settings, recorder, max_retries=5, backoff_base=0.5, backoff_max=3.0)
-    with pytest.raises(VonageUnavailableError):
+    with pytest.raises(VonageThrottledError):
         client.send_message({"channel": "sms"})
     for attempt, delay in enumerate(sleeps):
         assert 0.0 <= delay <= min(3.0, 0.5 * 2**attempt)
 
 
 def test_zero_retries_means_one_attempt(key_settings):
-    recorder = Recorder(httpx.Response(503))
+    recorder = Recorder(httpx.Response(429))
     client, sleeps = make(key_settings, recorder, max_retries=0)
-    with pytest.raises(VonageUnavailableError):
+    with pytest.raises(VonageThrottledError):
         client.send_message({"channel": "sms"})
     assert len(recorder.requests) == 1 and sleeps == []
 
 
 def test_max_retries_defaults_to_settings():
     settings = Settings(api_key=API_KEY, api_secret=API_SECRET, vonage_max_retries=1)
-    recorder = Recorder(httpx.Response(503))
+    recorder = Recorder(httpx.Response(429))
     client = VonageClient(settings, transport=httpx.MockTransport(recorder), sleep=lambda s: None)
-    with pytest.raises(VonageUnavailableError):
+    with pytest.raises(VonageThrottledError):
         client.send_message({"channel": "sms"})
     assert len(recorder.requests) == 2
 
@@ -384,17 +405,6 @@ def test_connect_error_then_success(key_settings):
     assert len(recorder.requests) == 2
 
 
-SENDS_AND_STATE_CHANGES = [
-    ("send_sms", lambda c: c.send_sms(to=TO, sender="Acme", text="hi")),
-    ("send_message", lambda c: c.send_message({"channel": "sms"})),
-    ("verify2_start", lambda c: c.verify2_start({"brand": "Acme"})),
-    ("verify2_check", lambda c: c.verify2_check(REQUEST_ID, "1234")),
-    ("verify2_cancel", lambda c: c.verify2_cancel(REQUEST_ID)),
-    ("verify2_next_workflow", lambda c: c.verify2_next_workflow(REQUEST_ID)),
-    ("verify_legacy_start", lambda c: c.verify_legacy_start({"number": TO, "brand": "Acme"})),
-    ("verify_legacy_check", lambda c: c.verify_legacy_check(LEGACY_ID, "1234")),
-    ("verify_legacy_control", lambda c: c.verify_legacy_control(LEGACY_ID, "cancel")),
-]
 
 
 @pytest.mark.parametrize("call", [c[1] for c in SENDS_AND_STATE_CHANGES], ids=[c[0] for c in SENDS_AND_STATE_CHANGES])
@@ -405,7 +415,7 @@ def test_read_timeout_is_not_retried_because_vonage_may_have_acted(key_settings,
         call(client)
     assert len(recorder.requests) == 1 and sleeps == []
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
-    assert "may still have been" in info.value.message
+    assert "may still have been" in info.value.message and info.value.details["outcome"] == "unknown"
 
 
 def test_connection_dropped_mid_request_is_not_retried(key_settings):
@@ -413,7 +423,7 @@ def test_connection_dropped_mid_request_is_not_retried(key_settings):
     client, sleeps = make(key_settings, recorder)
     with pytest.raises(VonageUnavailableError) as info:
         client.send_sms(to=TO, sender="Acme", text="hi")
-    assert len(recorder.requests) == 1
+    assert len(recorder.requests) == 1 and info.value.details["outcome"] == "unknown"
     assert isinstance(info.value.__cause__, httpx.RemoteProtocolError)
 
 
@@ -434,7 +444,7 @@ def test_replay_safe_calls_would_retry_read_timeouts(key_settings):
 
 
 def test_each_retry_is_logged_with_fields_and_no_secrets(key_settings, caplog):
-    recorder = Recorder(httpx.Response(503), sms_ok(part("0")))
+    recorder = Recorder(httpx.Response(429), sms_ok(part("0")))
     client, _ = make(key_settings, recorder)
     with caplog.at_level(logging.WARNING, logger="shared.vonage.client"):
         client.send_sms(to=TO, sender="Acme", text="secret message text")
@@ -445,7 +455,7 @@ def test_each_retry_is_logged_with_fields_and_no_secrets(key_settings, caplog):
         "sms",
         "send",
         1,
-        "http_503",
+        "http_429",
     )
     dumped = json.dumps({k: str(v) for k, v in record.__dict__.items()})
     for leaked in (API_SECRET, BASIC, TO, "secret message text"):

@@ -99,6 +99,36 @@ def test_messages_inbound_text_on_every_channel(channel, expected):
         assert event.recipient == "AcmeAgent"
 
 
+@pytest.mark.parametrize(
+    ("channel", "sender", "to", "expected_sender", "expected_to"),
+    [
+        # Viber: `from` is the user's number, `to` our Viber service id (spec ToId, example "0123456789").
+        ("viber_service", "447700900123", "0123456789", "+447700900123", "0123456789"),
+        # Messenger: page-scoped ids both ways, even when they are all digits.
+        ("messenger", "9876543210", "0123456789", "9876543210", "0123456789"),
+        # RCS: `to` is our agent id.
+        ("rcs", "447700900123", "0123456789", "+447700900123", "0123456789"),
+        # WhatsApp and SMS/MMS: phone numbers both ways.
+        ("whatsapp", "447700900123", "447700900000", "+447700900123", "+447700900000"),
+        # WhatsApp's business-scoped user id (BSUID) is not a number: kept as given.
+        ("whatsapp", "US.13491208655302741918", "447700900000", "US.13491208655302741918", "+447700900000"),
+        ("mms", "447700900123", "447700900000", "+447700900123", "+447700900000"),
+    ],
+)
+def test_channel_ids_are_kept_as_the_channel_gives_them(channel, sender, to, expected_sender, expected_to):
+    event = parse_inbound(messages_inbound(channel, text="hi", sender=sender, to=to))
+    assert (event.sender, event.recipient) == (expected_sender, expected_to)
+
+
+def test_v01_viber_to_is_an_id_not_a_number():
+    payload = {"message_uuid": "u-v01", "timestamp": "2026-01-30T12:00:00Z",
+               "from": {"type": "viber_service", "number": "447700900123"},
+               "to": {"type": "viber_service", "id": "0123456789"},
+               "message": {"content": {"type": "text", "text": "old viber"}}}
+    event = parse_inbound(payload)
+    assert (event.channel, event.sender, event.recipient) == ("viber", "+447700900123", "0123456789")
+
+
 @pytest.mark.parametrize("kind", ["image", "audio", "video", "file", "vcard", "sticker"])
 def test_messages_inbound_media(kind):
     payload = messages_inbound("whatsapp", kind, text=None, **{kind: {"url": f"https://api.nexmo.com/v3/media/{kind}", "caption": "look"}})

@@ -246,6 +246,18 @@ def test_a_copy_arriving_during_a_live_hand_off_answers_503(store, monkeypatch):
     assert info.value.status == 503 and info.value.code == "handoff_in_progress"
 
 
+def test_listing_finds_a_messenger_conversation_by_its_sender_id(store):
+    # A Messenger sender id is not a phone number, even when it is all digits: it is stored as
+    # given, and `number=<id>` must find it (it used to be searched for as "+9876543210").
+    for n, sender in enumerate(["9876543210", "1234567890123456"]):
+        receive_inbound(messages_inbound("messenger", text=f"m{n}", sender=sender, to="0123456789"),
+                        settings=settings(handler=None), store=store, send=RecordingSender())
+    found = list_inbound(store, number="9876543210")
+    assert [(m["from"], m["to"], m["text"]) for m in found] == [("9876543210", "0123456789", "m0")]
+    assert len(list_inbound(store, number="0123456789")) == 2  # our page id: both conversations
+    assert list_inbound(store, number="+9876543210") == []
+
+
 def test_listing_filters_by_number_newest_first(store):
     clock = iter(range(1_000, 2_000, 10))
     for n, sender in enumerate(["447700900001", "447700900002", "447700900001"]):
