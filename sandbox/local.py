@@ -36,6 +36,7 @@ DEFAULT_SANDBOX_PORT = 8025
 APPLICATION_ID = "00000000-0000-4000-8000-00000000c0de"
 BRAND_NUMBER = "14155550100"  # the sandbox account's own number (US fictional range)
 DEMO_PHONE = "+1 415 555 0123"  # a "customer" handset in the sandbox
+DEMO_PHONE_DIGITS = "14155550123"
 DEMO_BOT = "examples.keyword_bot:handle"
 
 
@@ -128,6 +129,8 @@ class LocalStack:
             }
         )
         env.setdefault("VONAGE_BRAND_NUMBER", BRAND_NUMBER)
+        # The dev phone page (/phone) texts the app's number and calls the app with the local token.
+        self.sandbox.link_app(self.url, self.api_token, env["VONAGE_BRAND_NUMBER"])
 
     def stop(self) -> None:
         """Stop the functions server and the sandbox; release the store."""
@@ -165,7 +168,8 @@ class LocalStack:
             sandbox = self.sandbox.url
             lines += [
                 f"  Sandbox     {sandbox}  (local Vonage: nothing leaves this machine)",
-                f"  Inbox       {sandbox}/_sandbox/inbox?to=14155550123   (verify codes land here)",
+                f"  Dev phone   {sandbox}/phone/{DEMO_PHONE_DIGITS}   (open in a browser: text the app, see replies, codes, faults)",
+                f"  Inbox       {sandbox}/_sandbox/inbox?to={DEMO_PHONE_DIGITS}   (verify codes land here)",
             ]
         lines += [
             f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}",
