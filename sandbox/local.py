@@ -13,7 +13,7 @@ generated API token for local callers. ``./local.sh demo`` walks the whole loop 
 
 With real credentials (``VONAGE_API_KEY`` and ``VONAGE_API_SECRET`` or an application) in the
 environment, no sandbox is started: the functions talk to Vonage, and Vonage must be able to
-reach your webhooks (a deployed URL or a tunnel; see the README).
+reach your webhooks (a deployed URL or a tunnel; see docs/real-account.md).
 """
 
 from __future__ import annotations

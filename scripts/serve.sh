@@ -33,7 +33,7 @@ fi
 if [[ "${REPLIT_DEPLOYMENT:-}" == "1" && "${STATE_BACKEND:-}" != "firestore" ]]; then
   echo "serve.sh: WARNING: this Replit deployment keeps its state in SQLite on a disk that is" \
        "not shared between instances nor kept across restarts. Set STATE_BACKEND=firestore" \
-       "(see README, Replit)." >&2
+       "(see docs/deploying/replit.md)." >&2
 fi
 
 PY="python3"
