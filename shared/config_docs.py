@@ -51,7 +51,7 @@ VARIABLES: dict[str, VariableDoc] = {
     "VONAGE_API_BASE_URL": VariableDoc(_V, "Base URL of the Messages and Verify v2 APIs (the local sandbox, a regional host).", "api_base_url"),
     "VONAGE_REST_BASE_URL": VariableDoc(_V, "Base URL of the SMS and legacy Verify APIs.", "rest_base_url"),
     "VONAGE_TIMEOUT_SECONDS": VariableDoc(_V, "Read timeout of every Vonage call (at least 0.1). A send that times out has an unknown outcome and is never retried.", "vonage_timeout"),
-    "VONAGE_MAX_RETRIES": VariableDoc(_V, "Retries of a Vonage call that failed in a way that is safe to repeat (throttling, a connection that never opened), with bounded exponential backoff and jitter. A request whose outcome is unknown is never replayed.", "vonage_max_retries"),
+    "VONAGE_MAX_RETRIES": VariableDoc(_V, "Retries of a Vonage call that Vonage asks to repeat or that never reached it (throttling, a connection that never opened; the exact list is in `shared/vonage/client.py`), with bounded exponential backoff and jitter. A request whose outcome is unknown (a read timeout) is never replayed.", "vonage_max_retries"),
     # Callers
     "API_TOKENS": VariableDoc(_C, "Comma-separated bearer tokens callers of `send`, `verify-*` and the inbound listing present; several so one can be rotated. Unset: those functions refuse every call (`500 misconfigured`). Secret.", "api_tokens", "– (required by send and verify)"),
     "CORS_ORIGINS": VariableDoc(_C, "Comma-separated origins a browser may call `verify-start`/`verify-check` from when `VERIFY_PUBLIC=true`.", "cors_origins"),
