@@ -237,9 +237,14 @@ def api_reference() -> str:
             out += [f"## `{method.upper()} {path}`", "", f"**{_cell(operation.get('summary'))}**", ""]
             if operation.get("description"):
                 out += [str(operation["description"]).strip(), ""]
-            security = operation.get("security", doc.get("security"))
-            if security == []:
-                out += ["No bearer token: authenticated as a Vonage webhook (signature, JWT or `?token=`).", ""]
+            security = operation.get("security", doc.get("security")) or []
+            names = [name for requirement in security for name in requirement]
+            if names and any(not requirement for requirement in security):
+                out += ["Authentication: " + "; ".join(f"`{name}`" for name in names) + ", or none where the description says so.", ""]
+            elif names:
+                out += ["Authentication, any one of: " + "; ".join(f"`{name}`" for name in names) + ".", ""]
+            else:
+                out += ["Authentication: none.", ""]
             params = [_resolve(doc, p) for p in shared_params + operation.get("parameters", [])]
             if params:
                 out += ["| Parameter | In | Type | Required | Meaning |", "|---|---|---|---|---|"]
@@ -266,6 +271,11 @@ def api_reference() -> str:
                     shown += " " + schemas[0]
                 out.append(f"| {status} | {shown} |")
             out.append("")
+    schemes = doc.get("components", {}).get("securitySchemes", {})
+    if schemes:
+        out += ["## Authentication", "", "| Scheme | How |", "|---|---|"]
+        out += [f"| `{name}` | {_cell(scheme.get('description'))} |" for name, scheme in schemes.items()]
+        out.append("")
     out += ["## Schemas", ""]
     for name, schema in doc.get("components", {}).get("schemas", {}).items():
         out += [f'### {name} {{ #{_anchor(name)} }}', ""]
