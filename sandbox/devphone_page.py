@@ -152,7 +152,8 @@ def _phone_page(ctx: SandboxContext, number: str, notice: str) -> str:
 <div class="grid">
 <div>
 <section aria-labelledby="thread-h"><h2 id="thread-h">Conversation</h2>
-<div data-region="thread" aria-live="polite">{live["thread"]}</div>
+<div data-region="thread">{live["thread"]}</div>
+<p id="announce" class="visually-hidden" aria-live="polite"></p>
 <form method="post" action="{base}/send" data-js id="phone-send" class="compose">
 {_secret(secret)}
 <label for="text">Text the app as this phone</label>
@@ -374,11 +375,12 @@ form+form{border-top:1px solid var(--line);margin-top:.6rem;padding-top:.2rem}
 .activity .bad strong{color:var(--bad)}ul.inline{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.6rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.8rem;width:100%}td,th{border-bottom:1px solid var(--line);padding:.2rem .3rem;text-align:left;vertical-align:top}
 details pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:30rem}.number{font-weight:400}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 #notice p{background:#fff4d6;border-radius:.4rem;padding:.4rem .6rem;margin:0 0 .75rem}
 """
 
-# Polls the live parts once a second (replacing a region only when it changed, so a screen
-# reader hears each new message once) and posts the forms without leaving the page.
+# Polls the live parts once a second (replacing a region only when it changed, and announcing
+# each new message once to screen readers) and posts the forms without leaving the page.
 _SCRIPT = """
 (function () {
   var url = document.body.getAttribute('data-live');
@@ -394,10 +396,16 @@ _SCRIPT = """
           if (typeof data[key] === 'string' && data[key] !== last[key]) {
             var thread = el.querySelector('.thread');
             var atEnd = !thread || thread.scrollTop + thread.clientHeight >= thread.scrollHeight - 8;
+            var before = el.querySelectorAll('.msg').length;
             last[key] = data[key];
             el.innerHTML = data[key];
             thread = el.querySelector('.thread');
             if (thread && atEnd) { thread.scrollTop = thread.scrollHeight; }
+            var messages = el.querySelectorAll('.msg');
+            if (key === 'thread' && messages.length > before) {
+              // Screen readers hear each new message once, not the whole thread again.
+              document.getElementById('announce').textContent = messages[messages.length - 1].innerText;
+            }
           }
         });
       })

@@ -84,6 +84,8 @@ def test_the_whole_local_loop_from_the_dev_phone_page(browser, tmp_path: Path) -
             "the bot's reply never appeared",
         )
         assert "hours" in _text(driver, '[data-direction="from_phone"] .text')
+        # The newest message is announced to screen readers (a polite live region), once.
+        _until(driver, lambda d: "We are open" in _text(d, "#announce"), "the reply was not announced")
         _until(
             driver,
             lambda d: "delivered ✓" in _text(d, '[data-direction="to_phone"] .state'),
