@@ -144,3 +144,31 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     built = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert built.returncode != 0
     assert "missing.md" in built.stdout + built.stderr
+
+
+@pytest.mark.slow
+def test_readme_paste_block_works_against_the_local_run(tmp_path: Path) -> None:
+    """The block as printed, on the local run's real ports (the token read from its banner)."""
+    import json
+
+    from tests.fixtures.local_run import local_run
+
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "curl" in b)
+    with local_run(tmp_path) as run:
+        script = (
+            block.replace("$(cat .data/local-token)", run.token)
+            .replace("http://127.0.0.1:8080", run.functions_url)
+            .replace("http://127.0.0.1:8025", run.sandbox_url)
+        )
+        done = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    sent, injected, listed, started, inbox = answers
+    assert sent["status"] == "submitted" and sent["id"].startswith("msg_")
+    assert injected["parts"] == 1
+    assert [m["text"] for m in listed["messages"]] == ["hours"]
+    assert listed["messages"][0]["handoff"]["reply_result"]["sent"] is True
+    assert started["status"] == "pending"
+    codes = [m for m in inbox["messages"] if m["kind"] == "verify"]
+    assert codes and codes[0]["request_id"] == started["request_id"]
