@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WAIT = 45.0  # seconds: generous, the machine may be loaded; every wait ends as soon as it holds
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}  # a phone's screen (CSS pixels)
-LAPTOP = {"width": 1100, "height": 820, "deviceScaleFactor": 1, "mobile": False}  # for the docs' screenshot
+LAPTOP = {"width": 1100, "height": 760, "deviceScaleFactor": 1, "mobile": False}  # for the docs' screenshot
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ def browser() -> Iterator[object]:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--no-proxy-server",
+        "--hide-scrollbars",  # a clean screenshot
         "--window-size=1100,900",
     ):
         options.add_argument(argument)
