@@ -20,7 +20,7 @@ runtimes and are adjusted here, before the app sees the request:
 
 On Lambda the code directory is read-only, so when no state path is configured the
 SQLite store lives under /tmp (per instance, lost on recycle: use Firestore in
-production, see README). ``GOOGLE_CREDENTIALS_JSON`` (a service-account key, e.g. from
+production, see docs/deploying/lambda.md). ``GOOGLE_CREDENTIALS_JSON`` (a service-account key, e.g. from
 AWS Secrets Manager) is written to a private file for the Firestore client.
 """
 

@@ -1,1 +1,1 @@
-"""Example INBOUND_HANDLER functions (see README, "Replying to inbound messages")."""
+"""Example INBOUND_HANDLER functions (see docs/webhooks.md, "Replying to inbound messages")."""

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox import messages, sms, verify_legacy, verify_v2
 from sandbox.context import SandboxContext
 from sandbox.control import handle_control
+from sandbox.devphone_page import handle_phone
 from sandbox.faults import ActiveFaults, parse_fault_rules
 from sandbox.responses import ERRORS, ApiResult, json_response, problem, rate_limited
 from sandbox.state import iso_time
@@ -47,6 +48,8 @@ _API: dict[str, tuple[str, _Handler]] = {
     "legacy_control": ("verify_legacy", verify_legacy.handle_control),
     "legacy_search": ("verify_legacy", verify_legacy.handle_search),
 }
+# Webhooks the drop_receipts fault withholds: the receipts of sent messages (not inbound, not Verify).
+RECEIPT_KINDS = frozenset({"sms-dlr", "message-status"})
 _LEGACY_METHODS = ["GET", "POST"]
 URL_MAP = Map(
     [
@@ -62,6 +65,8 @@ URL_MAP = Map(
         Rule("/verify/control/json", methods=_LEGACY_METHODS, endpoint="legacy_control"),
         Rule("/verify/search/json", methods=_LEGACY_METHODS, endpoint="legacy_search"),
         Rule("/_sandbox/<name>", methods=["GET", "POST"], endpoint="control"),
+        Rule("/phone", methods=["GET"], endpoint="phone"),
+        Rule("/phone/<path:rest>", methods=["GET", "POST"], endpoint="phone"),
     ],
     strict_slashes=False,
 )
@@ -95,6 +100,8 @@ class SandboxApp:
             return problem(
                 405, f"{ERRORS}#method-not-allowed", "Method Not Allowed", f"use {allowed}", headers={"Allow": allowed}
             )
+        if endpoint == "phone":  # the dev phone page (sandbox.devphone_page), not a Vonage API
+            return handle_phone(self.ctx, request, args.get("rest", ""))
         try:
             forced = parse_fault_rules(request.headers.get(FAULT_HEADER, ""))
         except ValueError as exc:
@@ -121,9 +128,12 @@ class SandboxApp:
                 result = ApiResult(
                     problem(500, f"{ERRORS}#internal-error", "Internal Error", "The sandbox failed."), outcome="500"
                 )
-        if result.deliveries:
+        deliveries = result.deliveries
+        if faults.has("drop_receipts"):
+            deliveries = [delivery for delivery in deliveries if delivery.kind not in RECEIPT_KINDS]
+        if deliveries:
             ctx.dispatcher.submit(
-                result.deliveries,
+                deliveries,
                 delay=faults.value("webhook_delay", ctx.config.delivery_delay),
                 duplicate=faults.has("duplicate"),
                 reorder=faults.has("reorder"),

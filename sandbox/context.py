@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.devphone import DevPhoneState
 from sandbox.faults import FaultInjector
 from sandbox.state import SandboxState
 from sandbox.verify import VerifyEngine
@@ -27,6 +28,7 @@ class SandboxContext:
         self.faults = FaultInjector(config.faults, seed=config.seed)
         self.dispatcher = WebhookDispatcher(lambda: self.config, clock=clock)
         self.verify = VerifyEngine(clock=clock)
+        self.devphone = DevPhoneState()  # the dev phone page's link to the app (sandbox.devphone)
         # Set on stop: a held response (timeout fault) or a delay returns at once.
         self.stopping = threading.Event()
 
@@ -73,5 +75,6 @@ class SandboxContext:
         self.state.reset()
         self.verify.reset()
         self.dispatcher.reset()
+        self.devphone.reset()
         config = self.config
         self.faults.configure(config.faults, seed=config.seed)

@@ -18,6 +18,8 @@ Kinds (``value`` in brackets):
 - ``duplicate``: deliver every webhook of the request (receipt or inbound) twice.
 - ``reorder``: deliver the request's webhooks in reverse order (delivered before submitted...).
 - ``webhook_delay`` [seconds]: hold this request's webhooks that long before the first attempt.
+- ``drop_receipts``: accept the request but never send its delivery receipts / status webhooks
+  (a network that loses receipts; the app must settle the message another way).
 
 Text form (env, CLI, header): ``kind[=value][;rate=R][;api=A][;count=N]``, comma-separated,
 e.g. ``X-Sandbox-Fault: timeout=2`` or ``SANDBOX_FAULTS="5xx;rate=0.1,duplicate;api=sms"``.
@@ -50,6 +52,7 @@ FAULT_KINDS = (
     "duplicate",
     "reorder",
     "webhook_delay",
+    "drop_receipts",
 )
 APIS = ("sms", "messages", "verify", "verify_legacy", "inbound")
 

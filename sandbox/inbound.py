@@ -80,6 +80,17 @@ def inject_inbound(ctx: SandboxContext, spec: dict[str, Any], faults: ActiveFaul
     )
     result["delivery_ids"] = [delivery.id for delivery in sent]
     result["order"] = [delivery.ref.get("message_id") or delivery.ref.get("message_uuid") for delivery in sent]
+    ctx.state.record_inbound(
+        {
+            "from": spec["from"].lstrip("+"),
+            "to": spec["to"].lstrip("+"),
+            "text": spec["text"],
+            "api": api,
+            "channel": channel,
+            "delivery_ids": list(result["delivery_ids"]),
+            "received_at": iso_time(ctx.clock()),
+        }
+    )
     return result
 
 

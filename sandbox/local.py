@@ -17,7 +17,7 @@ verifications), keeping the token.
 
 With real credentials (``VONAGE_API_KEY`` and ``VONAGE_API_SECRET`` or an application) in the
 environment, no sandbox is started: the functions talk to Vonage, and Vonage must be able to
-reach your webhooks (a deployed URL or a tunnel; see the README).
+reach your webhooks (a deployed URL or a tunnel; see docs/real-account.md).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ DEMO_PHONE = "+1 415 555 0123"  # a "customer" handset in the sandbox
 # example sends to would make that example fail from then on (the opt-out is kept).
 STOP_EXAMPLE_PHONE = "14155550124"
 TOKEN_FILE = "local-token"  # in the store's directory (.data/ by default)
+DEMO_PHONE_DIGITS = "14155550123"
 DEMO_BOT = "examples.keyword_bot:handle"
 
 
@@ -196,6 +197,8 @@ class LocalStack:
             }
         )
         env.setdefault("VONAGE_BRAND_NUMBER", BRAND_NUMBER)
+        # The dev phone page (/phone) texts the app's number and calls the app with the local token.
+        self.sandbox.link_app(self.url, self.api_token, env["VONAGE_BRAND_NUMBER"])
 
     @property
     def token_path(self) -> str:
@@ -239,7 +242,8 @@ class LocalStack:
             sandbox = self.sandbox.url
             lines += [
                 f"  Sandbox     {sandbox}  (local Vonage: nothing leaves this machine)",
-                f"  Inbox       {sandbox}/_sandbox/inbox?to=14155550123   (verify codes land here)",
+                f"  Dev phone   {sandbox}/phone/{DEMO_PHONE_DIGITS}   (open in a browser: text the app, see replies, codes, faults)",
+                f"  Inbox       {sandbox}/_sandbox/inbox?to={DEMO_PHONE_DIGITS}   (verify codes land here)",
             ]
         kept = f" (kept in {self.token_path})" if self.keep_token and self._token_is_kept() else ""
         lines += [

@@ -163,6 +163,13 @@ class Sandbox:
         """Forget messages, requests, inbox, verifications and deliveries; restore the balance."""
         self.ctx.reset()
 
+    def link_app(self, url: str, token: str = "", number: str = "") -> None:
+        """Let the dev phone page (``/phone``) act as the app at ``url`` with API ``token``.
+
+        ``number`` is the app's own Vonage number, where the page's texts go (sandbox.devphone).
+        """
+        self.ctx.devphone.link_app(url, token, number)
+
     # ---- inspection -----------------------------------------------------
 
     def messages(self, *, api: str | None = None) -> list[dict[str, Any]]:

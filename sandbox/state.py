@@ -83,6 +83,7 @@ class SandboxState:
         self._messages: list[dict[str, Any]] = []
         self._requests: list[dict[str, Any]] = []
         self._inbox: dict[str, list[dict[str, Any]]] = {}
+        self._inbound: list[dict[str, Any]] = []  # what phones sent to the app (inject_inbound)
         self.rates = RateLimiter()
 
     # ---- money ----------------------------------------------------------
@@ -118,6 +119,16 @@ class SandboxState:
         with self._lock:
             self._requests.append(record)
 
+    def record_inbound(self, record: dict[str, Any]) -> None:
+        """Remember a message a phone sent to the app (what the dev phone shows as the phone's side)."""
+        with self._lock:
+            self._inbound.append(record)
+
+    def inbound(self) -> list[dict[str, Any]]:
+        """Messages phones sent to the app, oldest first (copies)."""
+        with self._lock:
+            return copy.deepcopy(self._inbound)
+
     def messages(self) -> list[dict[str, Any]]:
         """Accepted messages, oldest first (copies)."""
         with self._lock:
@@ -149,6 +160,7 @@ class SandboxState:
             self._messages.clear()
             self._requests.clear()
             self._inbox.clear()
+            self._inbound.clear()
         self.rates.reset()
 
 

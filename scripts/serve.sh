@@ -46,7 +46,7 @@ fi
 if [[ "${REPLIT_DEPLOYMENT:-}" == "1" && "$backend" == "sqlite" ]]; then
   echo "serve.sh: WARNING: this Replit deployment keeps its state in SQLite on a disk that is" \
        "not shared between instances nor kept across restarts. Add a PostgreSQL database to the" \
-       "Repl (Replit then sets DATABASE_URL) or set STATE_BACKEND=firestore (see docs/postgres.md)." >&2
+       "Repl (Replit then sets DATABASE_URL) or set STATE_BACKEND=firestore (see docs/postgres.md and docs/deploying/replit.md)." >&2
 fi
 
 PY="python3"

@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY="$(pwd)/.venv/bin/python"
 stamp=".venv/.deps-$(basename "$req" .txt)"
-want=$(cat requirements.txt "$req" constraints.txt | sha256sum | cut -d' ' -f1)
+# Files pulled in with -r count too (requirements-docs.txt through requirements-dev.txt).
+want=$(cat requirements.txt "$req" requirements-docs.txt constraints.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing $req"
   "$PY" -m pip install --disable-pip-version-check -q -r "$req" -c constraints.txt
