@@ -12,7 +12,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED = ("app.py", "main.py", "lambda_handler.py", "functions", "shared", "sandbox", "examples")
 LOCAL = {"app", "main", "lambda_handler", "functions", "shared", "sandbox", "examples", "tests", "scripts"}
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==[^\s;#]+")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]+\])?==([^\s;#]+)")  # extras allowed: psycopg[binary]
 
 
 def _canonical(name: str) -> str:
@@ -24,7 +24,7 @@ def _pins(path: pathlib.Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         match = _PIN.match(line.strip())
         if match:
-            pins[_canonical(match.group(1))] = line.strip()
+            pins[_canonical(match.group(1))] = match.group(2).lower()  # the version
     return pins
 
 
@@ -55,8 +55,8 @@ def test_every_directly_imported_package_is_pinned_in_requirements_txt() -> None
 def test_the_lock_pins_every_requirement_at_the_same_version_and_the_install_uses_it() -> None:
     locked = _pins(ROOT / "constraints.txt")
     for requirements in ("requirements.txt", "requirements-dev.txt"):
-        for name, line in _pins(ROOT / requirements).items():
-            assert locked.get(name, "").lower() == line.lower(), f"{requirements}: {line} but constraints.txt has {locked.get(name)!r}"
+        for name, version in _pins(ROOT / requirements).items():
+            assert locked.get(name) == version, f"{requirements}: {name}=={version} but constraints.txt has {locked.get(name)!r}"
     # every line of the lock is an exact pin (or a comment)
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         assert not line.strip() or line.startswith("#") or _PIN.match(line), line
