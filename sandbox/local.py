@@ -7,6 +7,8 @@
 - the local Vonage sandbox on 127.0.0.1:8025 (``SANDBOX_PORT``), whose receipts, inbound
   messages and Verify callbacks go to the functions above, signed as Vonage signs them,
 - the embedded SQLite store in ``.data/local.sqlite3``,
+- the embedded event bus: every webhook outcome is published as a CloudEvent, the bot's reply is
+  sent by the ``on_inbound`` consumer and each event is logged by ``examples.event_log``,
 
 with generated credentials (an application key pair, key, secret, signature secret) and a
 generated API token for local callers. ``./local.sh demo`` walks the whole loop and exits.
@@ -81,6 +83,11 @@ class LocalStack:
         env.setdefault("STATE_SQLITE_PATH", self.state_path)
         if self.inbound_handler:
             env.setdefault("INBOUND_HANDLER", self.inbound_handler)
+        # Events on the embedded bus, the bot's reply sent by the on_inbound consumer (as on Google
+        # Cloud with Pub/Sub), and every event written to the log by a second consumer.
+        env.setdefault("EVENTS_BACKEND", "embedded")
+        env.setdefault("INBOUND_DISPATCH", "bus")
+        env.setdefault("EVENTS_CONSUMERS", "examples.event_log:log_event")
 
         self._server = make_server(self.host, self.port, _lazy_app(), threaded=True, request_handler=_PathOnlyLog)
         self.port = self._server.server_port
@@ -169,6 +176,8 @@ class LocalStack:
             ]
         lines += [
             f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}",
+            f"  Events      {self.environ.get('EVENTS_BACKEND')} bus; replies from on_inbound"
+            f" (INBOUND_DISPATCH={self.environ.get('INBOUND_DISPATCH')}); see docs/events.md",
             f"  API token   {token}",
             "",
             "  Try:",
