@@ -314,3 +314,18 @@ def test_bad_events_settings_are_named():
         Settings.from_env({"EVENTS_BACKEND": "kafka", "INBOUND_DISPATCH": "later", "EVENTS_CONSUMERS": "nocolon"})
     text = str(raised.value)
     assert "EVENTS_BACKEND" in text and "INBOUND_DISPATCH" in text and "EVENTS_CONSUMERS" in text
+
+
+def test_emit_batch_completed_never_fails_the_send_path_and_the_sweep_publishes_later(store):
+    import time
+
+    from shared.events.batch import emit_batch_completed
+
+    bus = RecordingBus()
+    bus.fail = 1
+    assert emit_batch_completed("B-2", {"total": 1}, store=store, bus=bus, ttl=3600) is True
+    assert bus.published == []
+    assert emit_batch_completed("B-2", {"total": 1}, store=store, bus=bus, ttl=3600) is False
+    assert sweep(store, bus, now=time.time() + 60) == 1
+    assert [e["data"]["batch_id"] for e in bus.published] == ["B-2"]
+    assert emit_batch_completed("B-3", {"total": 1}, store=store, bus=None) is False
