@@ -21,6 +21,7 @@ Events emitted outside a webhook (``com.vonage.batch.completed.v1``) use their o
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "PENDING",
     "PUBLISHED",
     "flush",
+    "maybe_sweep",
     "outbox_fields",
     "publish_recorded",
     "record_and_publish",
@@ -53,6 +55,9 @@ WEBHOOK_EVENTS = "webhook_events"
 OUTBOX_COLLECTION = "events_outbox"
 SWEPT_COLLECTIONS = (WEBHOOK_EVENTS, OUTBOX_COLLECTION)
 SWEEP_GRACE = 30.0  # seconds a pending outbox is left to its own webhook before the sweep takes it
+SWEEP_EVERY = 300.0  # seconds between two piggy-backed sweeps in one process (maybe_sweep)
+_sweep_lock = threading.Lock()
+_last_sweep = time.monotonic()  # the first one runs SWEEP_EVERY after start-up
 
 
 def outbox_fields(events: Iterable[Mapping[str, Any]], *, key: str, now: float | None = None) -> dict[str, Any]:
@@ -96,7 +101,7 @@ def sweep(
     bus: EventBus,
     *,
     now: float | None = None,
-    grace: float = SWEEP_GRACE,
+    grace: float | None = None,
     limit: int = 100,
 ) -> int:
     """Publish every outbox left pending for more than ``grace`` seconds; how many events went out.
@@ -104,6 +109,7 @@ def sweep(
     Stops at the first refusal of the bus (PublishError propagates: the bus is down, try later).
     """
     now = time.time() if now is None else now
+    grace = SWEEP_GRACE if grace is None else grace
     published = 0
     for collection in SWEPT_COLLECTIONS:
         for doc in store.query(collection, where={STATE_FIELD: PENDING}, limit=limit):
@@ -122,6 +128,26 @@ def sweep(
     if published:
         log.info("outbox sweep published events", extra={"count": published})
     return published
+
+
+def maybe_sweep(store: StateStore, bus: EventBus, *, every: float | None = None) -> int:
+    """The sweep, piggy-backed on webhook traffic: at most once per ``SWEEP_EVERY`` per process.
+
+    Serverless instances have no background worker, so the webhooks themselves sweep now and
+    then (normally one query that finds nothing). Never raises: a failing sweep waits its turn.
+    """
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < (SWEEP_EVERY if every is None else every) or not _sweep_lock.acquire(blocking=False):
+        return 0
+    try:
+        _last_sweep = now
+        return sweep(store, bus, limit=20)
+    except Exception as exc:
+        log.warning("outbox sweep failed; next time", extra={"error": type(exc).__name__})
+        return 0
+    finally:
+        _sweep_lock.release()
 
 
 def record_and_publish(

@@ -47,7 +47,7 @@ from shared.store.base import StateStore
 from shared.webhooks.clock import iso_time
 from shared.webhooks.concat import AssembledMessage, add_part
 from shared.events.builders import inbound_event, optout_event
-from shared.events.outbox import flush, publish_recorded
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import InboundEvent, normalise_address, parse_inbound
 from shared.webhooks.keywords import match_keyword
@@ -175,6 +175,8 @@ def receive_inbound(
     finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
     if events:
         publish_recorded(store, bus, EVENTS, key, events)  # PublishError: 503, the retry publishes
+    if bus is not None:
+        maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
     return {"result": "stored" if created else "duplicate", "id": record["id"], "action": handoff.get("action")}
 
 

@@ -18,7 +18,7 @@ from shared.log import get_logger
 from shared.messages.records import StatusEvent, record_status_event
 from shared.store.base import StateStore
 from shared.events.builders import status_event, verify_completed_event
-from shared.events.outbox import flush, publish_recorded
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
 
@@ -90,6 +90,8 @@ def receive_status(
     finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
     if events:
         publish_recorded(store, bus, EVENTS, key, events)
+    if bus is not None:
+        maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
     log.info(
         "status recorded",
         extra={

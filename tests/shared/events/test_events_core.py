@@ -329,3 +329,25 @@ def test_emit_batch_completed_never_fails_the_send_path_and_the_sweep_publishes_
     assert sweep(store, bus, now=time.time() + 60) == 1
     assert [e["data"]["batch_id"] for e in bus.published] == ["B-2"]
     assert emit_batch_completed("B-3", {"total": 1}, store=store, bus=None) is False
+
+
+def test_webhook_traffic_sweeps_now_and_then_what_no_retry_came_for(store, monkeypatch):
+    import time
+
+    from shared.events import outbox
+
+    bus = RecordingBus()
+    bus.fail = 1
+    with pytest.raises(PublishError):
+        receive_inbound(sms_inbound("lost?", message_id="SW-1"), settings=settings(), store=store,
+                        send=RecordingSender(), bus=bus)
+    monkeypatch.setattr(outbox, "SWEEP_GRACE", 0.0)
+    monkeypatch.setattr(outbox, "_last_sweep", time.monotonic())
+    # Within SWEEP_EVERY another webhook does not sweep...
+    receive_inbound(sms_inbound("next", message_id="SW-2"), settings=settings(), store=store, send=RecordingSender(), bus=bus)
+    assert [e["data"]["id"] for e in bus.published] == ["SW-2"]
+    # ...after it, the next webhook publishes the forgotten event too.
+    monkeypatch.setattr(outbox, "SWEEP_EVERY", 0.0)
+    receive_status(messages_status("U-SW", "delivered"), settings=settings(), store=store, bus=bus)
+    assert sorted(e["data"].get("id") or e["data"]["vonage_id"] for e in bus.published) == ["SW-1", "SW-2", "U-SW"]
+    assert store.get(EVENTS, "in:sms:SW-1")["outbox_state"] == "published"
