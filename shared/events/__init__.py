@@ -72,7 +72,10 @@ def open_bus(settings: Settings, *, sweep: Callable[[EventBus], Any] | None = No
         if settings.inbound_dispatch == "bus":
             specs.insert(0, "shared.events.inbound:on_inbound")
         for spec in specs:
-            fn = load_handler(spec)
+            try:
+                fn = load_handler(spec)
+            except ConfigError as exc:
+                raise ConfigError(f"EVENTS_CONSUMERS: {spec!r} cannot be loaded ({exc.message})") from exc
             bus.subscribe(fn, handled_types(fn))
         return bus
     raise ConfigError(f"EVENTS_BACKEND must be pubsub, embedded or none, not {backend!r}")

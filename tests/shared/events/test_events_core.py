@@ -351,3 +351,27 @@ def test_webhook_traffic_sweeps_now_and_then_what_no_retry_came_for(store, monke
     receive_status(messages_status("U-SW", "delivered"), settings=settings(), store=store, bus=bus)
     assert sorted(e["data"].get("id") or e["data"]["vonage_id"] for e in bus.published) == ["SW-1", "SW-2", "U-SW"]
     assert store.get(EVENTS, "in:sms:SW-1")["outbox_state"] == "published"
+
+
+def test_an_embedded_consumer_that_cannot_be_loaded_is_named():
+    from shared.errors import ConfigError
+    from shared.events import open_bus
+
+    with pytest.raises(ConfigError, match="EVENTS_CONSUMERS: 'examples.nothing_here:fn'"):
+        open_bus(Settings.from_env({"EVENTS_CONSUMERS": "examples.nothing_here:fn"}))
+    bus = open_bus(Settings.from_env({"EVENTS_CONSUMERS": "examples.event_log:log_event", "INBOUND_DISPATCH": "bus"}))
+    assert isinstance(bus, EmbeddedBus) and len(bus._consumers) == 2
+    bus.close()
+    assert open_bus(Settings.from_env({"EVENTS_BACKEND": "none"})) is None
+
+
+def test_pubsub_without_a_project_or_topic_is_a_config_error():
+    from shared.errors import ConfigError
+    from shared.events import open_bus
+
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
+        open_bus(Settings.from_env({"PUBSUB_TOPIC": "events"}))
+    with pytest.raises(ConfigError, match="PUBSUB_TOPIC"):
+        open_bus(Settings.from_env({"EVENTS_BACKEND": "pubsub", "GOOGLE_CLOUD_PROJECT": "p"}))
+    bus = open_bus(Settings.from_env({"PUBSUB_TOPIC_PREFIX": "vf", "GOOGLE_CLOUD_PROJECT": "p"}))
+    assert bus.name == "pubsub" and bus.topic_for(bus.envelope(build_event(STATUS, key="k", data={}))) == "vf-message-status"
