@@ -171,7 +171,11 @@ class EventBus(ABC):
 
     def envelope(self, event: Mapping[str, Any]) -> Envelope:
         """Check and encode one event (the same bytes on every bus)."""
-        checked = parse_event(event)  # the library validates specversion/id/source/type
+        missing = [name for name in ("specversion", "id", "source", "type") if not event.get(name)]
+        if missing:
+            # The library would invent an id: an event without its own cannot be deduplicated.
+            raise ValueError(f"an event needs {', '.join(missing)}")
+        checked = parse_event(event)  # the library validates the attributes
         if checked["type"] not in EVENT_TYPES:
             raise ValueError(f"unknown event type {checked['type']!r}")
         checked["data"] = event.get("data")
