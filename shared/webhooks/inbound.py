@@ -41,13 +41,13 @@ from typing import Any
 
 from shared.config import Settings
 from shared.errors import ConfigError, RecordExistsError, ServiceError, StoreError, ValidationError
+from shared.events.builders import inbound_event, optout_event
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.suppression import suppress, unsuppress
 from shared.store.base import StateStore
 from shared.webhooks.clock import iso_time
 from shared.webhooks.concat import AssembledMessage, add_part
-from shared.events.builders import inbound_event, optout_event
-from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import InboundEvent, normalise_address, parse_inbound
 from shared.webhooks.keywords import match_keyword

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.config import Settings
+from shared.events.builders import status_event, verify_completed_event
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.records import StatusEvent, record_status_event
 from shared.store.base import StateStore
-from shared.events.builders import status_event, verify_completed_event
-from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
 
