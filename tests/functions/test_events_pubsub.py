@@ -87,8 +87,12 @@ class CountingApp:
         return [body]
 
 
-def _serve(target: str, source: pathlib.Path, *, lose: int = 0) -> tuple[Any, CountingApp]:
+def _serve(target: str, source: pathlib.Path, monkeypatch: Any, *, lose: int = 0) -> tuple[Any, CountingApp]:
     import functions_framework
+
+    # functions-framework records the signature type in os.environ for the whole process; set it
+    # through monkeypatch so later create_app() calls of HTTP functions are not served as events.
+    monkeypatch.setenv("FUNCTION_SIGNATURE_TYPE", "cloudevent")
 
     app = CountingApp(functions_framework.create_app(target=target, source=str(source)), lose=lose)
     return serve_wsgi(app), app
@@ -119,7 +123,7 @@ def bus(pubsub):
 def test_a_signed_webhook_reaches_the_consumer_through_pubsub_and_the_reply_goes_out_once(
     pubsub, topics, webhook_env, webhook_server, sandbox_factory, store, monkeypatch
 ):
-    consumer_server, consumer_app = _serve("on_inbound", REPO / "main.py", lose=1)
+    consumer_server, consumer_app = _serve("on_inbound", REPO / "main.py", monkeypatch, lose=1)
     try:
         pubsub.subscribe("on-inbound", topics[INBOUND], push_endpoint=consumer_server.url + "/", ordered=True)
         sandbox = sandbox_factory(
@@ -163,7 +167,7 @@ def test_a_signed_webhook_reaches_the_consumer_through_pubsub_and_the_reply_goes
 
 def test_one_conversations_events_arrive_in_order(pubsub, topics, bus, webhook_env, store, monkeypatch):
     monkeypatch.setattr(deps, "get_store", _Fixed(store))
-    server, app = _serve("record_order", REPO / "tests" / "functions" / "pubsub_consumers.py")
+    server, app = _serve("record_order", REPO / "tests" / "functions" / "pubsub_consumers.py", monkeypatch)
     try:
         pubsub.subscribe("ordered", topics[INBOUND], push_endpoint=server.url + "/", ordered=True)
         conversations = [conversation_key("+447700900000", f"+44791112345{n}") for n in (1, 2)]
@@ -182,7 +186,7 @@ def test_one_conversations_events_arrive_in_order(pubsub, topics, bus, webhook_e
 
 def test_a_consumer_that_keeps_failing_ends_in_the_dead_letter_topic(pubsub, topics, bus, webhook_env, store, monkeypatch):
     monkeypatch.setattr(deps, "get_store", _Fixed(store))
-    server, app = _serve("always_fails", REPO / "tests" / "functions" / "pubsub_consumers.py")
+    server, app = _serve("always_fails", REPO / "tests" / "functions" / "pubsub_consumers.py", monkeypatch)
     try:
         dead = pubsub.topic(f"{PREFIX}-dead-letter")
         dead_sub = pubsub.subscribe("dead-letters", dead)
