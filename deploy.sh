@@ -20,7 +20,7 @@ WEBHOOK_FUNCTIONS=(inbound status)
 # shared/ (`grep -rn "ttl=" shared/`); tests/deploy/test_firestore_layout.py fails when
 # one is missing. Expiry is also checked in code: TTL deletion can lag by a day.
 TTL_FIELD="expire_at"
-TTL_COLLECTIONS=(idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
+TTL_COLLECTIONS=(events_outbox events_processed idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
 
 # Composite indexes the queries in shared/ need on Firestore (an equality filter on one
 # field ordered by another), one per entry: "collection field:order[,field:order...]".
@@ -36,6 +36,23 @@ COMPOSITE_INDEXES=(
 CREDENTIAL_SECRETS=(VONAGE_API_KEY VONAGE_API_SECRET VONAGE_APPLICATION_ID VONAGE_PRIVATE_KEY VONAGE_SIGNATURE_SECRET)
 CALLER_SECRETS=(API_TOKENS)      # send, verify-*: the bearer tokens of our callers
 WEBHOOK_SECRETS=(WEBHOOK_TOKEN)  # inbound, status: optional shared token in the webhook URL
+
+# Events (--events PREFIX; docs/events.md): one Pub/Sub topic per event type, named
+# PREFIX-<type>, plus PREFIX-dead-letter; consumers are CloudEvent entry points of main.py,
+# each with its trigger: a push subscription (ordering per conversation, retry policy,
+# dead-letter topic) to the consumer, authenticated with an OIDC token. An Eventarc
+# --trigger-topic cannot enable message ordering, so the subscription is ours.
+EVENT_TOPICS=(message-inbound message-status verify-completed optout batch-completed)
+CONSUMERS=(on_inbound)
+consumer_topic() {  # the topic (suffix) a consumer subscribes to
+  case "$1" in
+    on_inbound) echo message-inbound ;;
+  esac
+}
+EVENT_MAX_DELIVERY_ATTEMPTS=10  # then the event goes to PREFIX-dead-letter
+EVENT_MIN_RETRY_DELAY=10s
+EVENT_MAX_RETRY_DELAY=600s
+EVENT_ACK_DEADLINE=120          # seconds: the consumer's timeout plus margin
 
 REQUIRED_SERVICES=(
   cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
@@ -66,6 +83,7 @@ FIRESTORE_ONLY=0
 SET_VONAGE_WEBHOOKS=0
 SET_SMS_WEBHOOKS=0
 DRY_RUN=0
+EVENTS_PREFIX=""
 
 usage() {
   cat <<'EOF'
@@ -97,6 +115,8 @@ What a run does, in order (every command is printed before it runs):
      (STATE_BACKEND=firestore ...), secrets (--set-secrets) and access;
   4. prints each function's URL and the inbound and status webhook URLs to set in the
      Vonage dashboard; --set-vonage-webhooks / --set-sms-webhooks set them for you.
+  With --events PREFIX, between 3 and 4: the Pub/Sub topics, a dead-letter topic, the
+     consumer functions (on_inbound) and their push subscriptions (see --events).
 
 Options:
   --project ID            Google Cloud project (default: $CLOUDSDK_CORE_PROJECT, else
@@ -142,6 +162,17 @@ Options:
                           in the environment or in Secret Manager)
   --set-sms-webhooks      set the account-wide SMS API inbound (moCallbackUrl) and
                           delivery-receipt (drCallbackUrl) URLs through the Account API
+  --events PREFIX         publish every webhook outcome as a CloudEvent on Pub/Sub
+                          (docs/events.md): creates the topics PREFIX-message-inbound,
+                          PREFIX-message-status, PREFIX-verify-completed, PREFIX-optout,
+                          PREFIX-batch-completed and PREFIX-dead-letter (kept 7 days by
+                          the subscription PREFIX-dead-letter-hold), sets
+                          PUBSUB_TOPIC_PREFIX=PREFIX on every function (so the inbound
+                          webhook answers at once and the reply goes out from the bus),
+                          deploys the consumer vonage-on-inbound (private) and its trigger:
+                          the push subscription PREFIX-on-inbound with message ordering, a
+                          retry policy (10s to 600s backoff) and, after 10 attempts, the
+                          dead-letter topic
   --dry-run               print every command and run none (needs neither gcloud nor a
                           login; unknown values are printed as placeholders)
   -h, --help              this help
@@ -276,6 +307,7 @@ while [[ $# -gt 0 ]]; do
     --firestore-only) FIRESTORE_ONLY=1; shift ;;
     --set-vonage-webhooks) SET_VONAGE_WEBHOOKS=1; shift ;;
     --set-sms-webhooks) SET_SMS_WEBHOOKS=1; shift ;;
+    --events) need_value "$@"; EVENTS_PREFIX="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
@@ -294,6 +326,9 @@ is_count "$MAX_INSTANCES" && (( MAX_INSTANCES >= 1 )) || die "--max-instances mu
 [[ "$NAME_PREFIX" =~ ^[a-z0-9-]*$ ]] || die "--name-prefix may hold only lower-case letters, digits and '-'" 2
 [[ "$SECRET_PREFIX" =~ ^[A-Za-z0-9_-]*$ ]] || die "--secret-prefix may hold only letters, digits, '_' and '-'" 2
 [[ "$COLLECTION_PREFIX" =~ ^[A-Za-z0-9_-]*$ ]] || die "--collection-prefix may hold only letters, digits, '_' and '-'" 2
+[[ -z "$EVENTS_PREFIX" || "$EVENTS_PREFIX" =~ ^[a-z][a-z0-9-]{2,200}$ ]] \
+  || die "--events needs a topic prefix of 3+ lower-case letters, digits and '-', starting with a letter" 2
+[[ -n "$EVENTS_PREFIX" ]] && REQUIRED_SERVICES+=(pubsub.googleapis.com)
 
 # Which functions: entry points or paths, with or without the name prefix.
 SELECTED=()
@@ -496,6 +531,7 @@ secrets_for() {
 env_for() {
   local pairs=("STATE_BACKEND=firestore" "GOOGLE_CLOUD_PROJECT=$PROJECT" "THREADS=$CONCURRENCY")
   [[ -n "$COLLECTION_PREFIX" ]] && pairs+=("FIRESTORE_COLLECTION_PREFIX=$COLLECTION_PREFIX")
+  [[ -n "$EVENTS_PREFIX" ]] && pairs+=("PUBSUB_TOPIC_PREFIX=$EVENTS_PREFIX")
   pairs+=(${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"})
   local joined delim candidate pair
   for pair in "${pairs[@]}"; do
@@ -583,6 +619,72 @@ url_of() {
     || { warn "$name is not deployed in $REGION"; url=""; }
   printf -v "URL_$fn" '%s' "$url"
 }
+
+# ---- 3b. events: topics, dead letters, consumers and their triggers ---------------
+if [[ -n "$EVENTS_PREFIX" ]]; then
+  note "events: Pub/Sub topics $EVENTS_PREFIX-*"
+  for suffix in "${EVENT_TOPICS[@]}" dead-letter; do
+    run_soft gcloud pubsub topics create "$EVENTS_PREFIX-$suffix" "--project=$PROJECT" --quiet
+  done
+  # Dead letters are kept (7 days) for inspection and replay: a topic alone keeps nothing.
+  run_soft gcloud pubsub subscriptions create "$EVENTS_PREFIX-dead-letter-hold" "--topic=$EVENTS_PREFIX-dead-letter" \
+    "--project=$PROJECT" --message-retention-duration=7d --expiration-period=never --quiet
+
+  events_account="$SERVICE_ACCOUNT"
+  capture events_project_number "PROJECT_NUMBER" gcloud projects describe "$PROJECT" '--format=value(projectNumber)' \
+    || die "could not read the project number of $PROJECT"
+  [[ -n "$events_account" ]] || events_account="$events_project_number-compute@developer.gserviceaccount.com"
+  pubsub_agent="service-$events_project_number@gcp-sa-pubsub.iam.gserviceaccount.com"
+  if (( ! SKIP_SETUP )); then
+    note "IAM: the functions publish events; Pub/Sub forwards dead letters and signs its pushes"
+    run gcloud projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$events_account" \
+      --role=roles/pubsub.publisher --condition=None --quiet
+    run gcloud pubsub topics add-iam-policy-binding "$EVENTS_PREFIX-dead-letter" "--project=$PROJECT" \
+      "--member=serviceAccount:$pubsub_agent" --role=roles/pubsub.publisher --quiet
+    run gcloud iam service-accounts add-iam-policy-binding "$events_account" "--project=$PROJECT" \
+      "--member=serviceAccount:$pubsub_agent" --role=roles/iam.serviceAccountTokenCreator --quiet
+  fi
+
+  for fn in "${CONSUMERS[@]}"; do
+    name="$(deployed_name "$fn")"
+    topic="$EVENTS_PREFIX-$(consumer_topic "$fn")"
+    subscription="$EVENTS_PREFIX-${fn//_/-}"
+    note "deploying the consumer $name (entry point $fn) on $topic"
+    cmd=(gcloud functions deploy "$name" --gen2 "--project=$PROJECT" "--region=$REGION"
+         "--runtime=$RUNTIME" --source=. "--entry-point=$fn" --trigger-http
+         "--memory=$MEMORY")
+    (( CONCURRENCY > 1 )) && cmd+=(--cpu=1)
+    cmd+=("--concurrency=$CONCURRENCY" --timeout=60s --min-instances=0 "--max-instances=$MAX_INSTANCES"
+          "--set-env-vars=$ENV_VARS")
+    # The consumer sends the replies: it needs the Vonage credentials, like inbound.
+    secret_refs="$(secrets_for inbound)"
+    if [[ -n "$secret_refs" ]]; then cmd+=("--set-secrets=$secret_refs"); else cmd+=(--clear-secrets); fi
+    cmd+=(--no-allow-unauthenticated)  # only the push subscription's identity may call it
+    [[ -n "$SERVICE_ACCOUNT" ]] && cmd+=("--service-account=$SERVICE_ACCOUNT")
+    cmd+=(--quiet)
+    run "${cmd[@]}"
+    url_of "$fn"
+    URL_ref="URL_$fn"
+    consumer_url="${!URL_ref}"
+    [[ -n "$consumer_url" ]] || die "the consumer $name has no URL; its trigger cannot be created"
+    run gcloud run services add-iam-policy-binding "$name" "--region=$REGION" "--project=$PROJECT" \
+      "--member=serviceAccount:$events_account" --role=roles/run.invoker --quiet
+    note "the trigger of $name: push subscription $subscription"
+    # Ordering is fixed when a subscription is created; the rest is set again on every run.
+    run_soft gcloud pubsub subscriptions create "$subscription" "--topic=$topic" "--project=$PROJECT" \
+      "--push-endpoint=$consumer_url" "--push-auth-service-account=$events_account" --enable-message-ordering \
+      "--ack-deadline=$EVENT_ACK_DEADLINE" "--min-retry-delay=$EVENT_MIN_RETRY_DELAY" "--max-retry-delay=$EVENT_MAX_RETRY_DELAY" \
+      "--dead-letter-topic=$EVENTS_PREFIX-dead-letter" "--max-delivery-attempts=$EVENT_MAX_DELIVERY_ATTEMPTS" --quiet
+    run gcloud pubsub subscriptions update "$subscription" "--project=$PROJECT" \
+      "--push-endpoint=$consumer_url" "--push-auth-service-account=$events_account" \
+      "--ack-deadline=$EVENT_ACK_DEADLINE" "--min-retry-delay=$EVENT_MIN_RETRY_DELAY" "--max-retry-delay=$EVENT_MAX_RETRY_DELAY" \
+      "--dead-letter-topic=$EVENTS_PREFIX-dead-letter" "--max-delivery-attempts=$EVENT_MAX_DELIVERY_ATTEMPTS" --quiet
+    if (( ! SKIP_SETUP )); then
+      run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" "--project=$PROJECT" \
+        "--member=serviceAccount:$pubsub_agent" --role=roles/pubsub.subscriber --quiet
+    fi
+  done
+fi
 
 
 note "function URLs"

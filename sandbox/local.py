@@ -7,6 +7,8 @@
 - the local Vonage sandbox on 127.0.0.1:8025 (``SANDBOX_PORT``), whose receipts, inbound
   messages and Verify callbacks go to the functions above, signed as Vonage signs them,
 - the embedded SQLite store in ``.data/local.sqlite3``,
+- the embedded event bus: every webhook outcome is published as a CloudEvent, the bot's reply is
+  sent by the ``on_inbound`` consumer and each event is logged by ``examples.event_log``,
 
 with generated credentials (an application key pair, key, secret, signature secret) and an
 API token for local callers, created on the first run in ``.data/local-token`` (next to the
@@ -137,6 +139,11 @@ class LocalStack:
         env.setdefault("API_TOKENS", self.api_token)
         if self.inbound_handler:
             env.setdefault("INBOUND_HANDLER", self.inbound_handler)
+        # Events on the embedded bus, the bot's reply sent by the on_inbound consumer (as on Google
+        # Cloud with Pub/Sub), and every event written to the log by a second consumer.
+        env.setdefault("EVENTS_BACKEND", "embedded")
+        env.setdefault("INBOUND_DISPATCH", "bus")
+        env.setdefault("EVENTS_CONSUMERS", "examples.event_log:log_event")
 
         # werkzeug prints its own note and exits on a busy port: look first, and say which
         # setting moves it.
@@ -248,6 +255,8 @@ class LocalStack:
         kept = f" (kept in {self.token_path})" if self.keep_token and self._token_is_kept() else ""
         lines += [
             f"  Store       SQLite at {self.environ.get('STATE_SQLITE_PATH')}   (./local.sh reset wipes it)",
+            f"  Events      {self.environ.get('EVENTS_BACKEND')} bus; replies from on_inbound"
+            f" (INBOUND_DISPATCH={self.environ.get('INBOUND_DISPATCH')}); see docs/events.md",
             f"  API token   {token}{kept}",
             "",
             "  Try (paste into a shell):",

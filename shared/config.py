@@ -105,6 +105,14 @@ class Settings:
     optin_reply: str = "You have been subscribed again. Reply STOP to unsubscribe."
     help_reply: str = "Reply STOP to unsubscribe, START to subscribe again."
 
+    # Events (shared/events; docs/events.md)
+    events_backend: str = "embedded"
+    events_backend_reason: str = "default"
+    pubsub_topic: str | None = None
+    pubsub_topic_prefix: str | None = None
+    inbound_dispatch: str = "inline"
+    events_consumers: tuple[str, ...] = ()
+
     # HTTP
     max_body_bytes: int = 256 * 1024
     log_level: str = "INFO"
@@ -116,6 +124,7 @@ class Settings:
         """Read and validate the environment; raise one ConfigError listing every problem."""
         env = _Env(os.environ if environ is None else environ)
         backend, reason = _choose_backend(env)
+        events_backend, events_reason = _choose_events_backend(env)
         settings = cls(
             api_key=env.string("VONAGE_API_KEY"),
             api_secret=env.string("VONAGE_API_SECRET"),
@@ -167,6 +176,16 @@ class Settings:
             optout_reply=env.text("OPTOUT_REPLY", cls.optout_reply),
             optin_reply=env.text("OPTIN_REPLY", cls.optin_reply),
             help_reply=env.text("HELP_REPLY", cls.help_reply),
+            events_backend=events_backend,
+            events_backend_reason=events_reason,
+            pubsub_topic=env.string("PUBSUB_TOPIC"),
+            pubsub_topic_prefix=env.string("PUBSUB_TOPIC_PREFIX"),
+            # The reply handler runs from the bus (on_inbound) by default only where the bus is
+            # Pub/Sub; elsewhere it stays inside the webhook, as before.
+            inbound_dispatch=env.choice(
+                "INBOUND_DISPATCH", ("inline", "bus"), "bus" if events_backend == "pubsub" else "inline"
+            ),
+            events_consumers=tuple(spec for spec in env.items("EVENTS_CONSUMERS") if env.handler_spec("EVENTS_CONSUMERS", spec)),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         )
@@ -233,6 +252,15 @@ def _choose_backend(env: _Env) -> tuple[str, str]:
     if env.string("DATABASE_URL"):
         return "postgres", "DATABASE_URL is set"
     return "sqlite", "neither Firestore nor DATABASE_URL configured"
+
+
+def _choose_events_backend(env: _Env) -> tuple[str, str]:
+    explicit = env.choice("EVENTS_BACKEND", ("pubsub", "embedded", "none"), "")
+    if explicit:
+        return explicit, "EVENTS_BACKEND"
+    if env.string("PUBSUB_TOPIC") or env.string("PUBSUB_TOPIC_PREFIX"):
+        return "pubsub", "PUBSUB_TOPIC or PUBSUB_TOPIC_PREFIX is set"
+    return "embedded", "no Pub/Sub topic configured"
 
 
 class _Env:
@@ -361,6 +389,14 @@ class _Env:
             self.problems.append(f"{name} must look like package.module:function")
             return None
         return value
+
+    def handler_spec(self, name: str, spec: str) -> bool:
+        """True for one ``package.module:function`` item of a list variable (else a problem is noted)."""
+        module, sep, func = spec.partition(":")
+        if not sep or not module or not func:
+            self.problems.append(f"{name} items must look like package.module:function")
+            return False
+        return True
 
     def check_pairs(self) -> None:
         """Credentials that only work together must be set together."""

@@ -16,10 +16,11 @@ from shared.config import Settings
 from shared.log import configure_logging, get_logger, register_secrets
 
 if TYPE_CHECKING:
+    from shared.events.base import EventBus
     from shared.store.base import StateStore
     from shared.vonage.client import VonageClient
 
-__all__ = ["get_settings", "get_settings_or_none", "get_store", "get_vonage", "reset"]
+__all__ = ["get_bus", "get_settings", "get_settings_or_none", "get_store", "get_vonage", "reset"]
 
 _lock = threading.Lock()
 
@@ -62,6 +63,26 @@ def get_store() -> StateStore:
 
 
 @functools.cache
+def get_bus() -> EventBus | None:
+    """The event bus chosen by EVENTS_BACKEND (or the environment), logged once; None for ``none``."""
+    from shared.events import open_bus
+    from shared.events.outbox import sweep
+
+    settings = get_settings()
+    with _lock:
+        bus = open_bus(settings, sweep=lambda b: sweep(get_store(), b))
+    get_logger("shared.deps").info(
+        "event bus ready",
+        extra={
+            "backend": bus.name if bus is not None else "none",
+            "why": settings.events_backend_reason,
+            "inbound_dispatch": settings.inbound_dispatch,
+        },
+    )
+    return bus
+
+
+@functools.cache
 def get_vonage() -> VonageClient:
     """The one Vonage client of this process (keep-alive pool, cached application JWT)."""
     from shared.vonage.client import VonageClient
@@ -71,10 +92,10 @@ def get_vonage() -> VonageClient:
 
 def reset() -> None:
     """Forget every singleton (tests, and the local runner when it rewires the environment)."""
-    for getter in (get_vonage, get_store):
+    for getter in (get_bus, get_vonage, get_store):
         if getter.cache_info().currsize:
             try:
-                getter().close()
+                getter().close()  # type: ignore[union-attr]
             except Exception:
                 pass
         getter.cache_clear()

@@ -38,14 +38,31 @@ def begin_event(store: StateStore, key: str, *, ttl: float, now: float | None = 
         return not (doc is not None and doc.get("state") == "done")
 
 
-def finish_event(store: StateStore, key: str, *, ttl: float, now: float | None = None) -> None:
-    """Mark the delivery processed: later copies are dropped without further work."""
+def finish_event(
+    store: StateStore,
+    key: str,
+    *,
+    ttl: float,
+    now: float | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> None:
+    """Mark the delivery processed: later copies are dropped without further work.
+
+    ``events``: the CloudEvents of this outcome, recorded in this same write (the outbox,
+    ``shared.events.outbox``); the caller publishes them after. A copy that finds the delivery
+    already done writes nothing: the first one recorded the same events (same ids).
+    """
     at = iso_time(now)
+    extra: dict[str, Any] = {}
+    if events:
+        from shared.events.outbox import outbox_fields
+
+        extra = outbox_fields(events, key=key, now=now)
 
     def done(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is not None and doc.get("state") == "done":
             return None
-        return {**(doc or {}), "state": "done", "done_at": at}
+        return {**(doc or {}), "state": "done", "done_at": at, **extra}
 
     store.update(EVENTS, key, done, ttl=ttl)
 

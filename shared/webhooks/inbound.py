@@ -41,12 +41,14 @@ from typing import Any
 
 from shared.config import Settings
 from shared.errors import ConfigError, RecordExistsError, ServiceError, StoreError, ValidationError
+from shared.events.builders import inbound_event, optout_event
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.suppression import suppress, unsuppress
 from shared.store.base import StateStore
 from shared.webhooks.clock import iso_time
 from shared.webhooks.concat import AssembledMessage, add_part
-from shared.webhooks.dedupe import begin_event, finish_event
+from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import InboundEvent, normalise_address, parse_inbound
 from shared.webhooks.keywords import match_keyword
 
@@ -54,6 +56,7 @@ __all__ = [
     "HANDOFF_LEASE",
     "HANDOFF_WAIT",
     "INBOUND",
+    "hand_off",
     "ReplySender",
     "list_inbound",
     "listing_options",
@@ -72,6 +75,9 @@ _POLL = 0.05
 MAX_LIST = 200
 # A reply refused with one of these was not sent and may go through later: the webhook answers 503.
 RETRYABLE_REPLY_ERRORS = frozenset({"vonage_unavailable", "vonage_throttled"})
+
+# "Use the process's bus" (shared.deps.get_bus); pass None for no events.
+DEFAULT_BUS: Any = object()
 
 # A send_text-like callable: send(to=, text=, sender=, channel=, idempotency_key=, bypass_suppression=) -> dict
 ReplySender = Callable[..., Mapping[str, Any]]
@@ -100,8 +106,14 @@ def receive_inbound(
     store: StateStore,
     send: ReplySender | None = None,
     clock: Callable[[], float] = time.time,
+    bus: Any = DEFAULT_BUS,
 ) -> dict[str, Any]:
     """Process one authenticated inbound webhook; return the (text-free) answer for Vonage.
+
+    ``bus``: the event bus (default: ``shared.deps.get_bus()``; None: no events). With a bus the
+    message's events are recorded in the dedupe write and published after it; with
+    ``INBOUND_DISPATCH=bus`` the reply handler runs from the bus (``on_inbound``), not here
+    (STOP/START/HELP are still answered here: an opt-out must take effect at once).
 
     Raises BadRequestError (400) for a payload that is not an inbound message, StoreError
     (503) when the store fails, ConfigError (500) when INBOUND_HANDLER cannot be loaded, and a
@@ -110,8 +122,14 @@ def receive_inbound(
     event = parse_inbound(fields)
     now = clock()
     key = event.dedupe_key
+    if bus is DEFAULT_BUS:
+        from shared.deps import get_bus
+
+        bus = get_bus()
     if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
         log.info("inbound duplicate dropped", extra={"vonage_id": event.vonage_id, "channel": event.channel})
+        if bus is not None:
+            flush(store, bus, EVENTS, key)  # events a failed publish left behind go out now
         return {"result": "duplicate", "id": event.vonage_id}
 
     if event.concat is not None:
@@ -141,12 +159,25 @@ def receive_inbound(
                 "message_type": record["message_type"],
             },
         )
-    if send is None:
-        from shared.deps import get_vonage
+    if bus is not None and settings.inbound_dispatch == "bus" and match_keyword(record.get("text")) is None:
+        handoff: dict[str, Any] = {"action": "dispatched"}  # on_inbound runs the handler from the event
+    else:
+        if send is None:
+            from shared.deps import get_vonage
 
-        send = service_sender(settings, store, get_vonage)
-    handoff = _hand_off(store, record["id"], settings=settings, send=send, clock=clock)
-    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+            send = service_sender(settings, store, get_vonage)
+        handoff = _hand_off(store, record["id"], settings=settings, send=send, clock=clock)
+    events: list[dict[str, Any]] = []
+    if bus is not None:
+        events.append(inbound_event(record, at=now))
+        optout = optout_event(record, handoff, at=now)
+        if optout is not None:
+            events.append(optout)
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
+    if events:
+        publish_recorded(store, bus, EVENTS, key, events)  # PublishError: 503, the retry publishes
+    if bus is not None:
+        maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
     return {"result": "stored" if created else "duplicate", "id": record["id"], "action": handoff.get("action")}
 
 
@@ -243,6 +274,18 @@ def _store_record(store: StateStore, record: dict[str, Any]) -> bool:
 
 
 # ---- the hand-off --------------------------------------------------------------------
+
+
+def hand_off(
+    store: StateStore,
+    message_id: str,
+    *,
+    settings: Settings,
+    send: ReplySender,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """The keyword / handler / reply step of a stored message, once (also from the bus: on_inbound)."""
+    return _hand_off(store, message_id, settings=settings, send=send, clock=clock)
 
 
 def _hand_off(

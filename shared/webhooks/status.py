@@ -14,15 +14,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.config import Settings
+from shared.events.builders import status_event, verify_completed_event
+from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.records import StatusEvent, record_status_event
 from shared.store.base import StateStore
-from shared.webhooks.dedupe import begin_event, finish_event
+from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
 from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
 
 __all__ = ["receive_status", "status_event_key", "verify_event_key"]
 
 log = get_logger("shared.webhooks.status")
+
+# "Use the process's bus" (shared.deps.get_bus); pass None for no events.
+DEFAULT_BUS: Any = object()
 
 
 def status_event_key(event: StatusEvent) -> str:
@@ -54,8 +59,12 @@ def receive_status(
     settings: Settings,
     store: StateStore,
     clock: Callable[[], float] = time.time,
+    bus: Any = DEFAULT_BUS,
 ) -> dict[str, Any]:
     """Process one authenticated status webhook; return the answer for Vonage.
+
+    ``bus``: the event bus (default ``shared.deps.get_bus()``; None: no events). The outcome's
+    CloudEvent is recorded in the dedupe write and published after it (docs/events.md).
 
     ``result`` is ``applied`` (the message record changed), ``parked`` (no record for this id
     yet: kept and merged when the send stores its ids), ``duplicate``, or for Verify callbacks
@@ -63,15 +72,26 @@ def receive_status(
     status webhook and StoreError (503) when the store fails.
     """
     now = clock()
+    if bus is DEFAULT_BUS:
+        from shared.deps import get_bus
+
+        bus = get_bus()
     if classify(fields) == KIND_VERIFY:
-        return _receive_verify(fields, settings=settings, store=store, now=now)
+        return _receive_verify(fields, settings=settings, store=store, now=now, bus=bus)
     event = parse_status(fields)
     key = status_event_key(event)
     if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
         log.info("status duplicate dropped", extra={"vonage_id": event.vonage_id, "status_value": event.status})
+        if bus is not None:
+            flush(store, bus, EVENTS, key)  # events a failed publish left behind go out now
         return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
     result = record_status_event(store, event)
-    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+    events = [status_event(key, event, fields, result, at=now)] if bus is not None and result != "duplicate" else []
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
+    if events:
+        publish_recorded(store, bus, EVENTS, key, events)
+    if bus is not None:
+        maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
     log.info(
         "status recorded",
         extra={
@@ -85,15 +105,23 @@ def receive_status(
     return {"result": result, "id": event.vonage_id, "status": event.status}
 
 
-def _receive_verify(fields: Mapping[str, Any], *, settings: Settings, store: StateStore, now: float) -> dict[str, Any]:
+def _receive_verify(
+    fields: Mapping[str, Any], *, settings: Settings, store: StateStore, now: float, bus: Any
+) -> dict[str, Any]:
     from shared.verify.callbacks import apply_verify_callback
 
     key = verify_event_key(fields)
     request_id = str(fields.get("request_id") or "")
     if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
+        if bus is not None:
+            flush(store, bus, EVENTS, key)
         return {"result": "duplicate", "request_id": request_id}
     known = apply_verify_callback(store, fields)
-    finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+    completed = verify_completed_event(key, fields, at=now) if bus is not None and known else None
+    events = [completed] if completed is not None else []
+    finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
+    if events:
+        publish_recorded(store, bus, EVENTS, key, events)
     if not known:
         log.warning("verify callback for an unknown request", extra={"request_id": request_id, "type": fields.get("type")})
     return {"result": "applied" if known else "unknown_request", "request_id": request_id}
