@@ -29,7 +29,7 @@ def verify_start(request: flask.Request) -> flask.Response:
         settings=settings,
         store=get_store(),
         vonage=get_vonage(),
-        ip=client_ip(request, settings.trusted_proxy_hops),
+        ip=client_ip(request, settings.trusted_proxy_hops, settings.trusted_proxies),
         trusted_caller=trusted,
     )
     return json_response(result, status=202)

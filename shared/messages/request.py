@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from shared.errors import ConfigError, InvalidPhoneError, ServiceError, ValidationError
 from shared.messages.encoding import TextAnalysis, analyze_text
 from shared.phone import parse_phone
+from shared.text import refuse_unsafe_characters
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -190,9 +191,21 @@ def parse_send_request(body: Mapping[str, Any], settings: Settings) -> SendReque
     api = _api(body.get("api"), channel, settings)
     dry_run = _boolean(body, "dry_run", False)
     content = _content(body, channel)
+    if content.text is not None and not settings.send_allow_control_characters:
+        refuse_unsafe_characters(content.text, "text", allow_newlines=True)
     max_segments = _integer(body, "max_segments", 1, MAX_SEGMENTS_LIMIT)
     if max_segments is None:
         max_segments = settings.max_segments
+    elif max_segments > settings.max_segments:
+        # A caller may ask for fewer parts than the deployment allows, never more: the ceiling
+        # (SEND_MAX_SEGMENTS) bounds what one message can cost.
+        raise ValidationError(
+            f"max_segments can only lower the deployment's ceiling of {settings.max_segments} SMS parts "
+            "(SEND_MAX_SEGMENTS), not raise it",
+            field="max_segments",
+            code="max_segments_too_high",
+            details={"max_segments": max_segments, "ceiling": settings.max_segments},
+        )
     analysis = None
     if channel == "sms":
         assert content.text is not None  # sms takes text only
@@ -425,6 +438,7 @@ def _sender(value: Any, channel: str) -> str:
         )
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("from must be a non-empty string", field="from")
+    refuse_unsafe_characters(value, "from")
     text = value.strip()
     if channel in ("sms", "mms", "whatsapp") and _NUMERIC_SENDER.fullmatch(text):
         digits = re.sub(r"\D", "", text)
@@ -456,6 +470,7 @@ def _client_ref(value: Any) -> str | None:
         raise ValidationError("client_ref must be a non-empty string", field="client_ref")
     if len(value) > CLIENT_REF_LIMIT:
         raise ValidationError(f"client_ref takes at most {CLIENT_REF_LIMIT} characters", field="client_ref")
+    refuse_unsafe_characters(value, "client_ref")
     return value
 
 

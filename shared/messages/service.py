@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from shared.budget import charge_send
 from shared.errors import (
+    BudgetExhaustedError,
     ConfigError,
     NotFoundError,
     ServiceError,
@@ -76,7 +78,8 @@ log = get_logger("shared.messages.service")
 
 # Errors about the account or the deployment, not the recipient: a bulk send stops at the first.
 FATAL_CODES = frozenset(
-    {"misconfigured", "misconfigured_vonage_credentials", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
+    {"misconfigured", "misconfigured_vonage_credentials", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance",
+     "budget_exhausted"}
 )
 INTERNAL_SCOPE = "internal"
 # Pauses between attempts of a store write that records a send already made (~3 s in all).
@@ -250,6 +253,7 @@ def _execute(run: _Run) -> list[_Delivery]:
             in_progress_ttl=hold,
             clock=run.clock,
         )
+    deliveries: list[_Delivery] = []
     try:
         if request.bulk:
             deliveries = run_bounded(lambda r: _deliver_safely(run, r), request.recipients, workers=BULK_WORKERS)
@@ -258,12 +262,23 @@ def _execute(run: _Run) -> list[_Delivery]:
     finally:
         if request_claim is not None and request_claim.acquired:
             try:
-                idem.release(run.store, request_claim, ttl=settings.idempotency_ttl, clock=run.clock)
+                if any(_may_have_gone_out(d) for d in deliveries):
+                    idem.release(run.store, request_claim, ttl=settings.idempotency_ttl, clock=run.clock)
+                else:
+                    idem.forget(run.store, request_claim)  # nothing went out: keep no row
             except StoreError:
                 log.error("could not release the request idempotency key; it expires on its own")
     if request.bulk:
         log.info("bulk send finished", extra={"summary": _summary(deliveries), "channel": request.channel, "api": request.api})
     return deliveries
+
+
+def _may_have_gone_out(delivery: _Delivery) -> bool:
+    """True unless this recipient certainly cost nothing (refused before or by Vonage)."""
+    result = delivery.result
+    if result.get("replayed") or result.get("status") in (SUBMITTED, UNKNOWN, IN_PROGRESS):
+        return True
+    return bool(result.get("vonage_ids"))  # a partially sent SMS
 
 
 def _deliver_safely(run: _Run, recipient: Recipient) -> _Delivery:
@@ -317,6 +332,14 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 details={"to": address},
             )
             return _Delivery(base | {"status": OPTED_OUT, "error": _error_dict(error)}, error)
+        try:
+            # The last check before money is spent: this recipient's message and SMS parts
+            # against the caller's and the deployment's budgets (atomic in the store).
+            charge_send(store, settings, scope=run.scope, parts=_parts(request), clock=run.clock)
+        except BudgetExhaustedError as exc:
+            _release(run, claim)
+            _stop(run, exc)
+            return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
         message_id = new_message_id()
         analysis = request.analysis
         store.create(
@@ -349,6 +372,11 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)
+
+
+def _parts(request: SendRequest) -> int:
+    """What one recipient costs in SMS parts (other channels: one message, counted as one)."""
+    return request.analysis.segments if request.analysis is not None else 1
 
 
 def _submit(run: _Run, recipient: Recipient) -> SmsSubmission | MessageSubmission:
@@ -467,10 +495,11 @@ def _after_send(write: Callable[[], Any]) -> Any:
 
 
 def _release(run: _Run, claim: idem.Claim | None) -> None:
+    """Nothing went out for this recipient: drop its key, so a refused send keeps no row."""
     if claim is None:
         return
     try:
-        idem.release(run.store, claim, ttl=run.settings.idempotency_ttl, clock=run.clock)
+        idem.forget(run.store, claim)
     except StoreError:
         log.error("could not release an idempotency key; it expires on its own")
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Settings
-from shared.errors import ValidationError
+from shared.errors import ConfigError, ValidationError
 from shared.phone import PhoneNumber, parse_phone
+from shared.text import refuse_unsafe_characters
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_CODE_LENGTH",
     "DEFAULT_CHANNELS",
     "LEGACY_WORKFLOWS",
     "CheckRequest",
@@ -35,6 +37,8 @@ LEGACY_WORKFLOWS: dict[tuple[str, ...], int] = {("sms", "voice"): 5, ("sms",): 6
 BRAND_MAX = 18  # Vonage: 1-18 characters, both APIs
 CODE_LENGTHS_V2 = range(4, 11)
 CODE_LENGTHS_LEGACY = (4, 6)
+# Vonage's own default is 4 digits (1 in 10,000 per guess); 6 digits make a guess 100 times harder.
+DEFAULT_CODE_LENGTH = 6
 _BRAND_FORBIDDEN = re.compile(r"[/{}:$]")  # Verify v2 refuses these (422)
 _LOCALE = re.compile(r"^[a-z]{2,3}-[a-z]{2,4}$")
 _CLIENT_REF = re.compile(r"^[A-Za-z0-9]{1,40}$")  # Verify v2: 1-40 alphanumeric
@@ -55,6 +59,7 @@ class StartRequest:
     client_ref: str | None = None
     email: str | None = None
     client_ip: str | None = None  # the end user's address, as told by a trusted (token) caller
+    captcha_token: str | None = field(default=None, repr=False)  # public mode: the human check's token
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,26 @@ class CheckRequest:
         return f"CheckRequest(request_id={self.request_id!r}, code=[redacted])"
 
 
-def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
-    """Validate a verify-start body for the configured API (VERIFY_API)."""
+def parse_start(body: Mapping[str, Any], settings: Settings, *, trusted: bool = True) -> StartRequest:
+    """Validate a verify-start body for the configured API (VERIFY_API).
+
+    The brand is the server's (``VERIFY_BRAND``) whenever one is set and always for a public
+    (untrusted) caller: otherwise a stranger could make your number text "Your PayPal Call
+    0800... verification code is". A trusted (token) caller may name its own brand.
+    """
     legacy = settings.verify_api == "legacy"
     phone = parse_phone(body.get("number"), default_region=settings.default_region, field="number")
-    brand = _brand(body.get("brand"))
+    public = settings.verify_public and not trusted
+    if settings.verify_brand and (public or body.get("brand") is None):
+        brand = _brand(settings.verify_brand)
+    elif public:
+        raise ConfigError("VERIFY_BRAND is not set: public callers cannot choose the brand of the code message")
+    else:
+        brand = _brand(body.get("brand"))
     channels = _channels(body.get("channels"), legacy=legacy, settings=settings)
     code_length = _code_length(body.get("code_length"), legacy=legacy)
+    if code_length is None:
+        code_length = DEFAULT_CODE_LENGTH
     locale = _optional_text(body, "locale", _LOCALE, "a locale such as en-us or es-mx", lower=True)
     client_ref = _optional_text(body, "client_ref", _CLIENT_REF, "1 to 40 letters or digits")
     email = None
@@ -91,6 +109,7 @@ def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
         client_ref=client_ref,
         email=email,
         client_ip=_client_ip(body.get("client_ip")),
+        captcha_token=body.get("captcha_token") if isinstance(body.get("captcha_token"), str) else None,
     )
 
 
@@ -124,6 +143,7 @@ def _brand(value: Any) -> str:
         raise ValidationError(f"brand must be at most {BRAND_MAX} characters", field="brand")
     if _BRAND_FORBIDDEN.search(brand):
         raise ValidationError("brand must not contain / { } : or $", field="brand")
+    refuse_unsafe_characters(value, "brand")  # the raw value: strip() would hide \x1c-\x1f
     return brand
 
 

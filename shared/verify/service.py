@@ -32,7 +32,9 @@ from shared.errors import (
     VonageError,
 )
 from shared.log import get_logger
-from shared.verify.fraud import FraudGuard, FraudLimits
+from shared.budget import charge_verify_start
+from shared.verify.captcha import require_human
+from shared.verify.fraud import FraudGuard, FraudLimits, prefix_of
 from shared.verify.inputs import LEGACY_WORKFLOWS, StartRequest, parse_check, parse_request_id, parse_start
 from shared.verify.records import (
     RETENTION,
@@ -90,11 +92,15 @@ def start_verification(
     or RateLimitedError (429) before Vonage is called, ConflictError (409) when the number
     has a verification in flight that is finished here, and VonageError for Vonage refusals.
     """
-    start = parse_start(body, settings)
+    start = parse_start(body, settings, trusted=trusted_caller)
     caller_ip = start.client_ip if (trusted_caller and start.client_ip) else ip
-    FraudGuard(store, FraudLimits.from_settings(settings)).check(start.phone, ip=caller_ip)
+    if settings.verify_public and not trusted_caller:
+        require_human(start.captcha_token, settings, ip=caller_ip)
+    limits = FraudLimits.from_settings(settings)
+    FraudGuard(store, limits).check(start.phone, ip=caller_ip)
     api = settings.verify_api
     now_fn = clock or store_clock(store)
+    charge_verify_start(store, settings, start.phone, prefix=prefix_of(start.phone, limits.prefix_drop_digits), clock=now_fn)
     reused = False
     try:
         request_id = _vonage_start(vonage, api, start, settings)
