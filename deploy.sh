@@ -496,6 +496,12 @@ env_for() {
   local pairs=("STATE_BACKEND=firestore" "GOOGLE_CLOUD_PROJECT=$PROJECT" "THREADS=$CONCURRENCY")
   [[ -n "$COLLECTION_PREFIX" ]] && pairs+=("FIRESTORE_COLLECTION_PREFIX=$COLLECTION_PREFIX")
   pairs+=(${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"})
+  # Cloud Functions gen2 run on Cloud Run behind exactly one proxy, Google's front end, which
+  # appends the caller's address to X-Forwarded-For: trust that one hop (docs/money-safety.md)
+  # unless the env file says otherwise (e.g. a load balancer in front: 2).
+  if [[ " ${pairs[*]} " != *" TRUSTED_PROXY_HOPS="* && " ${pairs[*]} " != *" TRUSTED_PROXIES="* ]]; then
+    pairs+=("TRUSTED_PROXY_HOPS=1")
+  fi
   local joined delim candidate pair
   for pair in "${pairs[@]}"; do
     [[ "$pair" == *$'\n'* ]] && die "environment values cannot hold a newline: ${pair%%=*}" 2

@@ -162,6 +162,12 @@ def test_every_function_uses_firestore_in_its_project(full_run, fn):
     assert "FIRESTORE_COLLECTION_PREFIX" not in env
 
 
+@pytest.mark.parametrize("fn", ALL)
+def test_every_function_trusts_the_one_hop_of_googles_front_end(full_run, fn):
+    # The app ignores X-Forwarded-For unless told how many proxies append to it (issue 15).
+    assert env_vars(full_run.deploys()[deployed(fn)])["TRUSTED_PROXY_HOPS"] == "1"
+
+
 @pytest.mark.parametrize("fn", WEBHOOKS)
 def test_webhook_functions_are_public_and_kept_warm(full_run, fn):
     argv = full_run.deploys()[deployed(fn)]
