@@ -27,6 +27,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "/verify-cancel": ("functions.verify_cancel", "verify_cancel"),
     "/inbound": ("functions.inbound", "inbound"),
     "/status": ("functions.status", "status"),
+    "/balance": ("functions.balance", "balance"),
 }
 
 

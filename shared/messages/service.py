@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from shared.balance import estimate_prices, note_remaining_balance
 from shared.budget import charge_send
 from shared.errors import (
     BudgetExhaustedError,
@@ -168,7 +169,7 @@ def send_messages(
     # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
     key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
-        return SendOutcome(200, _dry_run_report(request, store))
+        return SendOutcome(200, _dry_run_report(request, store, vonage))
     deliveries = _execute(
         _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
     )
@@ -392,7 +393,10 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
     store, message_id = run.store, base["id"]
     result = dict(base)
     error: ServiceError | None = None
+    remaining_balance: str | None = None
     if isinstance(submission, SmsSubmission):
+        remaining_balance = submission.remaining_balance
+        note_remaining_balance(remaining_balance, run.settings)
         accepted = [part for part in submission.parts if part.status == "0" and part.message_id]
         parts = [
             {k: v for k, v in {"vonage_id": p.message_id, "price": p.price, "network": p.network}.items() if v is not None}
@@ -424,7 +428,8 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
         if submission.workflow_id:
             result["workflow_id"] = submission.workflow_id
     try:
-        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock()))
+        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency,
+                                              remaining_balance=remaining_balance, now=run.clock()))
         if error is not None:
             _after_send(lambda: _note_error(store, message_id, result["error"]))
     except StoreError:
@@ -640,7 +645,7 @@ def _bulk_outcome(request: SendRequest, deliveries: list[_Delivery]) -> SendOutc
     return SendOutcome(202, {"summary": summary, **common, "results": results})
 
 
-def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
+def _dry_run_report(request: SendRequest, store: StateStore, vonage: VonageClient | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "dry_run": True,
         "channel": request.channel,
@@ -666,6 +671,8 @@ def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
         else:
             entry["status"] = "would_send"
         entries.append(entry)
+    if vonage is not None and request.channel == "sms":
+        _add_price_estimates(report, entries, request, vonage)
     if request.bulk:
         report["results"] = entries
         counts: dict[str, int] = {}
@@ -675,6 +682,36 @@ def _dry_run_report(request: SendRequest, store: StateStore) -> dict[str, Any]:
     else:
         report.update(entries[0])
     return report
+
+
+def _add_price_estimates(report: dict[str, Any], entries: list[dict[str, Any]], request: SendRequest,
+                         vonage: VonageClient) -> None:
+    """Price each ``would_send`` entry from the pricing API (per SMS part x parts), and the total."""
+    from shared.phone import parse_phone
+
+    countries: dict[int, str] = {}
+    for index, entry in enumerate(entries):
+        if entry.get("status") == "would_send":
+            try:
+                countries[index] = parse_phone(entry["to"]).region
+            except ServiceError:
+                continue
+    if not countries:
+        return
+    prices = estimate_prices(vonage, countries.values())
+    parts = _parts(request)
+    total, complete = Decimal(0), True
+    for index, country in countries.items():
+        price = prices.get(country)
+        if price is None:
+            entries[index]["estimated_price"] = None
+            complete = False
+            continue
+        entries[index]["estimated_price"] = format(price * parts, "f")
+        total += price * parts
+    report["estimated_total"] = format(total, "f")
+    report["estimated_currency"] = "EUR"
+    report["estimate_complete"] = complete  # false when a country's price could not be read
 
 
 def _sum_prices(prices: Any) -> str | None:

@@ -269,3 +269,65 @@ def test_token_callers_skip_the_human_check(verify_env, verify, fake_vonage, sit
     captcha_env(verify_env, siteverify.url)
     assert verify.start(START).status_code == 202
     assert siteverify.calls == []
+
+
+# ---- balance and prices -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def balance_http(send_stack):
+    from app import function_app
+    from functions.balance import balance
+    from shared.balance import forget_prices
+
+    forget_prices()
+    yield function_app("balance", balance).test_client()
+    forget_prices()
+
+
+def alerts(caplog):
+    return [r for r in caplog.records if r.levelname == "ALERT"]
+
+
+def test_the_balance_function_reads_the_balance_and_alerts_below_the_threshold(send_stack, balance_http, caplog):
+    from tests.fixtures.send import SEND_TOKEN
+
+    auth = {"Authorization": f"Bearer {SEND_TOKEN}"}
+    assert balance_http.get("/").status_code == 401  # it reaches Vonage: authenticated like send
+    send_stack.configure(BALANCE_ALERT_THRESHOLD="5")
+    ok = balance_http.get("/", headers=auth)
+    assert ok.status_code == 200
+    assert ok.get_json() == {"balance": "10.0", "currency": "EUR", "auto_reload": False, "threshold": "5.0",
+                             "below_threshold": False}
+    assert alerts(caplog) == []
+    send_stack.sandbox_config(balance="3.5")
+    low = balance_http.post("/", headers=auth)
+    assert low.status_code == 200 and low.get_json()["below_threshold"] is True
+    [alert] = alerts(caplog)
+    assert (alert.balance, alert.threshold, alert.source) == ("3.5", "5.0", "get-balance")
+
+
+def test_the_remaining_balance_of_sms_answers_is_kept_and_alerts(send_stack, balance_http, caplog):
+    send_stack.configure(BALANCE_ALERT_THRESHOLD="9.99")
+    sent = send_stack.http.post(SMS)
+    assert sent.status_code == 202
+    record = send_stack.http.get(f"/{sent.get_json()['id']}").get_json()
+    assert record["remaining_balance"] == "9.96670000"
+    [alert] = alerts(caplog)
+    assert (alert.balance, alert.source) == ("9.96670000", "sms-answer")
+    assert send_stack.http.post({**SMS, "to": "+447911123457"}).status_code == 202
+    assert len(alerts(caplog)) == 1  # not once per message: once per ALERT_REPEAT_SECONDS
+
+
+def test_a_dry_run_estimates_the_price_per_recipient_and_in_total(send_stack, balance_http):
+    send_stack.sandbox_config(sms_price="0.05")
+    to = ["+447911123456", "+33612345678", "not a number"]
+    body = send_stack.http.post({**SMS, "to": to, "text": "a" * 161, "dry_run": True}).get_json()
+    prices = [r.get("estimated_price") for r in body["results"]]
+    assert prices == ["0.10000000", "0.10000000", None]  # 2 parts x 0.05; the bad number costs nothing
+    assert (body["estimated_total"], body["estimated_currency"], body["estimate_complete"]) == ("0.20000000", "EUR", True)
+    pricing = send_stack.vonage_requests("account")
+    assert sorted(r["path"] for r in pricing) == ["/account/get-pricing/outbound/sms"] * 2  # GB and FR, once each
+    send_stack.http.post({**SMS, "dry_run": True})
+    assert len(send_stack.vonage_requests("account")) == 2  # cached
+    assert send_stack.vonage_requests("sms") == []
