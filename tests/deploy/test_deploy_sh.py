@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, make_fake_gcloud
 
-ALL = ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status")
+ALL = ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status", "balance")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel")
 TTL = ("idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
@@ -338,7 +338,7 @@ def test_the_inbound_listing_indexes_are_created(full_run):
 def test_a_failing_ttl_or_index_command_is_a_warning_not_the_end(fake_gcloud):
     result = fake_gcloud.run("--project", "p1", env={"FAKE_GCLOUD_FAIL": "ttls update|indexes composite create"})
     assert result.returncode == 0, result.stderr
-    assert len(result.deploys()) == 6
+    assert len(result.deploys()) == len(ALL)
     assert "warning" in result.stderr and "finished with" in result.stdout
 
 
@@ -431,6 +431,24 @@ def test_dry_run_prints_exactly_the_commands_a_real_run_issues(fake_gcloud):
     real_commands = [call for call in real.calls if call[:2] not in (["auth", "list"], ["config", "get-value"])]
     assert dry_commands == real_commands
     assert dry.calls == []
+
+
+def test_balance_schedule_creates_a_scheduler_job_with_the_first_token_never_printed(fake_gcloud):
+    args = ("--project", "p1", "--functions", "balance", "--skip-setup", "--private", "--balance-schedule", "0 * * * *")
+    dry = fake_gcloud.run(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    printed = [argv for argv in dry.printed if argv[:4] == ["gcloud", "scheduler", "jobs", "create"]]
+    assert len(printed) == 1
+    assert flag_value(printed[0], "--schedule") == "0 * * * *"
+    assert flag_value(printed[0], "--headers") == "Authorization=Bearer <the first token in api-tokens>"
+    real = fake_gcloud.run(*args, env={"FAKE_SECRET_API_TOKENS": "tok-first-123,tok-second-456"})
+    assert real.returncode == 0, real.stderr
+    [job] = real.gcloud_calls("scheduler", "jobs", "create")
+    assert flag_value(job, "--headers") == "Authorization=Bearer tok-first-123"
+    assert flag_value(job, "--uri") == "https://vonage-balance-abc123-uc.a.run.app"
+    assert "tok-first-123" not in real.stdout + real.stderr
+    # balance takes a bearer API token, so it stays reachable even with --private
+    assert "--allow-unauthenticated" in real.deploys()["vonage-balance"]
 
 
 def test_printed_commands_can_be_pasted_into_a_shell(fake_gcloud, tmp_path):
