@@ -3,7 +3,7 @@
     ./bench.sh                      the full profile (about 10 minutes), printed
     ./bench.sh --write              ... and the report stored in bench/RESULTS.md
     ./bench.sh --quick              every benchmark scaled down (a smoke run, ~30 s)
-    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory
+    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory, pumping
 
 Raw results go to ``bench/.runs/<time>/results.json`` (``--runs-dir``) with the children's logs. Exit status
 0 when every benchmark ran (met bars or not; ``--strict`` makes an unmet bar exit 3), 1 when a
@@ -31,6 +31,8 @@ from bench.stack import new_credentials
 __all__ = ["FULL", "Profile", "QUICK", "main"]
 
 SECTIONS = ("cold", "burst", "bulk", "cpu", "memory")
+# Run only when asked (--only pumping): it measures money, not speed (bench/pumping.py).
+OPTIONAL_SECTIONS = ("pumping",)
 RUNS_DIR = ROOT / "bench" / ".runs"
 RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
 
@@ -52,6 +54,10 @@ class Profile:
     cpu_warmup: int
     cpu_rounds: int
     memory_requests: int
+    pumping_starts: int = 10000
+    pumping_numbers: int = 500
+    pumping_addresses: int = 50
+    pumping_budget: int = 100
     concurrency: int = 16
     rate: int = 30
     latency: float = 0.05
@@ -86,6 +92,10 @@ QUICK = Profile(
     cpu_warmup=3,
     cpu_rounds=1,
     memory_requests=600,
+    pumping_starts=400,
+    pumping_numbers=100,
+    pumping_addresses=10,
+    pumping_budget=20,
 )
 
 
@@ -179,6 +189,18 @@ def _run_section(section: str, p: Profile, creds: Any, run_dir: Path, firestore:
         from bench.memory import run_memory
 
         return run_memory(creds, run_dir, count=p.memory_requests, concurrency=p.concurrency, log=_log)
+    if section == "pumping":
+        from bench.pumping import run_pumping
+
+        return run_pumping(
+            creds,
+            run_dir,
+            starts=p.pumping_starts,
+            numbers=p.pumping_numbers,
+            addresses=p.pumping_addresses,
+            budget=p.pumping_budget,
+            log=_log,
+        )
     raise ValueError(section)
 
 
@@ -186,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="./bench.sh", description="Benchmarks against baselines, as ratios.")
     parser.add_argument("--quick", action="store_true", help="scaled-down counts (a smoke run)")
-    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS + OPTIONAL_SECTIONS)}")
     parser.add_argument("--no-firestore", action="store_true", help="skip the Firestore emulator run of the burst")
     parser.add_argument("--write", action="store_true", help=f"store the report in {RESULTS_FILE.relative_to(ROOT)}")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -196,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
-    unknown = [s for s in sections if s not in SECTIONS]
+    unknown = [s for s in sections if s not in SECTIONS + OPTIONAL_SECTIONS]
     if unknown:
-        parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS + OPTIONAL_SECTIONS)}")
     profile = QUICK if args.quick else FULL
     try:
         results = run(profile, sections, firestore=not args.no_firestore, runs_dir=args.runs_dir)
