@@ -23,5 +23,5 @@ def balance(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     require_method(request, "GET", "POST")
-    authorize_caller(request, settings)
+    authorize_caller(request, settings, "balance")
     return json_response(check_balance(settings, get_vonage()))

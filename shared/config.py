@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.tenants import ApiCaller, parse_api_tokens
 
 __all__ = ["RateLimit", "Settings", "SIGNATURE_METHODS"]
 
@@ -52,8 +53,9 @@ class Settings:
     api_base_url: str = DEFAULT_API_BASE_URL
     rest_base_url: str = DEFAULT_REST_BASE_URL
 
-    # Our own callers
+    # Our own callers (API_TOKENS: plain tokens, or name:TOKEN:scopes entries; shared/tenants.py)
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    api_callers: tuple[ApiCaller, ...] = field(default=(), repr=False)
 
     # State store
     state_backend: str = "sqlite"
@@ -137,7 +139,8 @@ class Settings:
             signature_method=env.choice("VONAGE_SIGNATURE_METHOD", SIGNATURE_METHODS, "md5hash"),
             api_base_url=env.url("VONAGE_API_BASE_URL", DEFAULT_API_BASE_URL),
             rest_base_url=env.url("VONAGE_REST_BASE_URL", DEFAULT_REST_BASE_URL),
-            api_tokens=env.items("API_TOKENS"),
+            api_tokens=tuple(c.token for c in env.callers("API_TOKENS")),
+            api_callers=env.callers("API_TOKENS"),
             state_backend=backend,
             state_backend_reason=reason,
             sqlite_path=env.string("STATE_SQLITE_PATH") or DEFAULT_SQLITE_PATH,
@@ -215,6 +218,13 @@ class Settings:
     def require_application(self) -> None:
         """Raise ConfigError unless VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are set."""
         _require(self, ("application_id", "VONAGE_APPLICATION_ID"), ("private_key", "VONAGE_PRIVATE_KEY"))
+
+    @property
+    def callers(self) -> tuple[ApiCaller, ...]:
+        """Every API caller; Settings built directly with api_tokens only get default-tenant callers."""
+        if self.api_callers:
+            return self.api_callers
+        return tuple(ApiCaller("default", token) for token in self.api_tokens)
 
     def require_api_tokens(self) -> None:
         """Raise ConfigError when no API_TOKENS are set: send and verify are never open by accident."""
@@ -339,6 +349,14 @@ class _Env:
             self.problems.append(f"{name} must look like COUNT/SECONDS, e.g. 5/3600")
             return default
         return limit
+
+    def callers(self, name: str) -> tuple[ApiCaller, ...]:
+        """API_TOKENS entries as callers (plain tokens, or name:TOKEN:scopes)."""
+        callers, problems = parse_api_tokens(self.items(name))
+        for problem in problems:
+            if problem not in self.problems:
+                self.problems.append(problem)
+        return callers
 
     def optional_rate(self, name: str) -> RateLimit | None:
         """A COUNT/SECONDS limit that is off unless set."""

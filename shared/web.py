@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # flask is imported by the framework anyway; keep it off our 
     import flask
 
     from shared.config import Settings
+    from shared.tenants import ApiCaller
 
 __all__ = [
     "apply_cors",
@@ -210,10 +211,25 @@ def require_bearer(request: flask.Request, tokens: Iterable[str]) -> None:
         raise UnauthorizedError("the bearer token is not valid")
 
 
-def authorize_caller(request: flask.Request, settings: Settings) -> None:
-    """Send and verify are never open by accident: API_TOKENS must be set and presented."""
+def authorize_caller(request: flask.Request, settings: Settings, scope: str | None = None) -> ApiCaller:
+    """The caller whose API token the request presents; 401 without one, 403 without ``scope``.
+
+    Send and verify are never open by accident: API_TOKENS must be set and presented. Every
+    token is compared (constant time), whichever matches.
+    """
     settings.require_api_tokens()
-    require_bearer(request, settings.api_tokens)
+    presented = bearer_token(request)
+    if presented is None:
+        raise UnauthorizedError("send Authorization: Bearer <token> with one of the API_TOKENS")
+    found: ApiCaller | None = None
+    for caller in settings.callers:
+        if hmac.compare_digest(presented.encode(), caller.token.encode()) and found is None:
+            found = caller
+    if found is None:
+        raise UnauthorizedError("the bearer token is not valid")
+    if scope is not None and not found.can(scope):
+        raise ForbiddenError(f"this token does not have the {scope!r} scope", code="scope_not_allowed")
+    return found
 
 
 def client_ip(request: flask.Request, trusted_hops: int = 0, trusted_proxies: Iterable[str] = ()) -> str:

@@ -60,6 +60,7 @@ from shared.messages.records import (
 )
 from shared.messages.request import Recipient, SendRequest, parse_send_request
 from shared.messages.suppression import is_suppressed
+from shared.tenants import ApiCaller, can_see
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -140,6 +141,7 @@ class _Run:
     scope: str
     bypass_suppression: bool
     clock: Callable[[], float]
+    tenant: str | None = None  # the caller's tenant (shared.tenants); written on each record
     abort: threading.Event = field(default_factory=threading.Event)
     abort_error: list[ServiceError] = field(default_factory=list)
 
@@ -156,6 +158,7 @@ def send_messages(
     vonage: VonageClient,
     scope: str = "api",
     clock: Callable[[], float] = time.time,
+    tenant: str | None = None,
 ) -> SendOutcome:
     """Handle the JSON body of ``POST /send``.
 
@@ -171,7 +174,7 @@ def send_messages(
     if request.dry_run:
         return SendOutcome(200, _dry_run_report(request, store, vonage))
     deliveries = _execute(
-        _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
+        _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock, tenant=tenant)
     )
     if not request.bulk:
         return _single_outcome(deliveries[0])
@@ -209,8 +212,12 @@ def send_text(
     return _execute(run)[0].result
 
 
-def get_message(store: StateStore, message_id: str | None) -> dict[str, Any]:
-    """The record of one message, by our id (``msg_...``) or by a Vonage id; 404 when unknown."""
+def get_message(store: StateStore, message_id: str | None, *, caller: ApiCaller | None = None) -> dict[str, Any]:
+    """The record of one message, by our id (``msg_...``) or by a Vonage id; 404 when unknown.
+
+    A ``caller`` sees only its tenant's messages (an admin sees all): another tenant's id
+    answers 404 exactly like an unknown one.
+    """
     if not message_id:
         raise NotFoundError("give a message id: GET /send/<id> or /send?id=<id>", code="not_found")
     if not _MESSAGE_ID.fullmatch(message_id):
@@ -219,7 +226,7 @@ def get_message(store: StateStore, message_id: str | None) -> dict[str, Any]:
             raise NotFoundError("no message with this id")
         message_id = str(index.get("message_id"))
     record = store.get(MESSAGES, message_id)
-    if record is None:
+    if record is None or not can_see(record.get("tenant"), caller):
         raise NotFoundError("no message with this id")
     return record
 
@@ -346,7 +353,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         store.create(
             MESSAGES,
             message_id,
-            new_message_record(
+            _with_tenant(run.tenant, new_message_record(
                 message_id,
                 channel=request.channel,
                 api=request.api,
@@ -358,7 +365,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 message_type=request.content.kind,
                 idempotency_key=run.key,
                 now=run.clock(),
-            ),
+            )),
         )
     except StoreError:
         _release(run, claim)
@@ -373,6 +380,10 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)
+
+
+def _with_tenant(tenant: str | None, record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "tenant": tenant} if tenant is not None else record
 
 
 def _parts(request: SendRequest) -> int:

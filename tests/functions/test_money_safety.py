@@ -331,3 +331,70 @@ def test_a_dry_run_estimates_the_price_per_recipient_and_in_total(send_stack, ba
     send_stack.http.post({**SMS, "dry_run": True})
     assert len(send_stack.vonage_requests("account")) == 2  # cached
     assert send_stack.vonage_requests("sms") == []
+
+
+# ---- tenants ------------------------------------------------------------------------------------
+
+TENANT_TOKENS = "shop:tok-shop-0123456789:send+verify,crm:tok-crm-0123456789:send+verify,ops:tok-ops-0123456789:*"
+
+
+def test_a_token_reads_only_its_tenants_messages_and_admin_reads_all(send_stack):
+    # Regression: every token read every record (GET /send/<id>).
+    send_stack.configure(API_TOKENS=TENANT_TOKENS)
+    sent = send_stack.http.post(SMS, token="tok-shop-0123456789")
+    assert sent.status_code == 202
+    message_id = sent.get_json()["id"]
+    own = send_stack.http.get(f"/{message_id}", token="tok-shop-0123456789")
+    assert own.status_code == 200 and own.get_json()["tenant"] == "shop"
+    other = send_stack.http.get(f"/{message_id}", token="tok-crm-0123456789")
+    assert other.status_code == 404 and error_of(other)["code"] == "not_found"
+    by_vonage_id = send_stack.http.get(f"/?id={own.get_json()['vonage_ids'][0]}", token="tok-crm-0123456789")
+    assert by_vonage_id.status_code == 404
+    assert send_stack.http.get(f"/{message_id}", token="tok-ops-0123456789").status_code == 200
+
+
+def test_reading_inbound_messages_needs_the_inbound_scope(send_stack):
+    from app import function_app
+    from functions.inbound import inbound
+
+    send_stack.configure(API_TOKENS=TENANT_TOKENS)
+    client = function_app("inbound", inbound).test_client()
+    refused = client.get("/?raw=true", headers={"Authorization": "Bearer tok-shop-0123456789"})
+    assert refused.status_code == 403 and error_of(refused)["code"] == "scope_not_allowed"
+    allowed = client.get("/?raw=true", headers={"Authorization": "Bearer tok-ops-0123456789"})
+    assert allowed.status_code == 200 and allowed.get_json()["count"] == 0
+
+
+def test_the_plain_token_list_is_still_one_tenant(send_stack):
+    send_stack.configure(API_TOKENS="plain-one-0123456789,plain-two-0123456789")
+    sent = send_stack.http.post(SMS, token="plain-one-0123456789")
+    assert send_stack.http.get(f"/{sent.get_json()['id']}", token="plain-two-0123456789").status_code == 200
+
+
+def test_verify_check_and_cancel_are_scoped_to_the_tenant(verify_env, verify, fake_vonage):
+    verify_env(API_TOKENS=TENANT_TOKENS)
+    started = verify.start({**START, "brand": "Shop"}, token="tok-shop-0123456789")
+    assert started.status_code == 202
+    request_id = started.get_json()["request_id"]
+    foreign_check = verify.check({"request_id": request_id, "code": "123456"}, token="tok-crm-0123456789")
+    assert foreign_check.status_code == 404 and error_of(foreign_check)["code"] == "verification_not_found"
+    foreign_cancel = verify.cancel({"request_id": request_id}, token="tok-crm-0123456789")
+    assert foreign_cancel.status_code == 404
+    assert fake_vonage.count("verify2_check") == 0 and fake_vonage.count("verify2_cancel") == 0
+    # the foreign check counted no attempt: the owner still has all of them
+    own = verify.check({"request_id": request_id, "code": "123456"}, token="tok-shop-0123456789")
+    assert own.status_code == 200 and own.get_json()["status"] == "verified"
+
+
+def test_a_token_without_the_verify_scope_cannot_start(verify_env, verify, fake_vonage):
+    verify_env(API_TOKENS="mailer:tok-mail-0123456789:send")
+    response = verify.start({**START, "brand": "Shop"}, token="tok-mail-0123456789")
+    assert response.status_code == 403 and error_of(response)["code"] == "scope_not_allowed"
+    assert fake_vonage.calls == []
+
+
+def test_malformed_named_tokens_are_a_config_error_that_never_echoes_the_token(verify_env, verify):
+    verify_env(API_TOKENS="shop:tok-secret-0123456789:sendx")
+    response = verify.start({**START, "brand": "Shop"}, token="tok-secret-0123456789")
+    assert response.status_code == 500 and error_of(response)["code"] == "misconfigured"
+    assert "tok-secret" not in response.get_data(as_text=True)
