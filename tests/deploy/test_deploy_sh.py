@@ -18,7 +18,7 @@ from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, ma
 ALL = ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status", "balance")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel")
-TTL = ("idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
+TTL = ("budgets", "idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
 
 
 def deployed(fn: str) -> str:
