@@ -398,3 +398,16 @@ def test_malformed_named_tokens_are_a_config_error_that_never_echoes_the_token(v
     response = verify.start({**START, "brand": "Shop"}, token="tok-secret-0123456789")
     assert response.status_code == 500 and error_of(response)["code"] == "misconfigured"
     assert "tok-secret" not in response.get_data(as_text=True)
+
+
+def test_an_attacker_cannot_lock_a_country_out(verify_env, verify, fake_vonage):
+    # Regression: 100 starts locked a whole country out for an hour (VERIFY_LIMIT_PER_COUNTRY).
+    verify_env()  # the documented defaults
+    attacker = [f"+4477001{r:02d}{n:03d}" for r in range(11) for n in range(10)]  # 110 numbers, 11 ranges
+    answers = [
+        verify.start({"number": number, "brand": "Acme", "client_ip": f"198.51.100.{i // 10}"}).status_code
+        for i, number in enumerate(attacker)
+    ]
+    assert answers.count(202) == 110
+    real_user = verify.start({"number": "+447400123456", "brand": "Acme", "client_ip": "203.0.113.50"})
+    assert real_user.status_code == 202
