@@ -386,6 +386,9 @@ TRIGGERS: dict[tuple[str, int], Callable[[_Errors, str], httpx.Response]] = {
     ("POST /verify-check", 502): lambda e, l: _after_start(e, l, lambda: e.fake_vonage(418), check=True),
     ("POST /verify-check", 504): lambda e, l: _after_start(e, l, lambda: e.vonage_times_out("verify"), check=True),
     ("GET /inbound", 422): lambda e, l: e.call(l, params={"limit": "0"}),
+    ("GET /balance", 403): lambda e, l: (e.stack.configure(API_TOKENS=f"mailer:{HARDENING_API_TOKEN}:send"), e.valid(l))[1],
+    ("GET /balance", 502): lambda e, l: (e.fake_vonage(418), e.valid(l))[1],
+    ("GET /balance", 503): lambda e, l: (e.fake_vonage(503), e.valid(l))[1],
     ("POST /status", 422): lambda e, l: e.call(l, json_body=_STATUS_VERIFY_BAD),
 }
 for _label in _CANCELS:
