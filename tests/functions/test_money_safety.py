@@ -411,3 +411,14 @@ def test_an_attacker_cannot_lock_a_country_out(verify_env, verify, fake_vonage):
     assert answers.count(202) == 110
     real_user = verify.start({"number": "+447400123456", "brand": "Acme", "client_ip": "203.0.113.50"})
     assert real_user.status_code == 202
+
+
+def test_public_mode_without_a_trusted_ip_source_warns_at_start(verify_env, verify, caplog):
+    public_env(verify_env)
+    verify.start(START, token=None)
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "TRUSTED_PROXY_HOPS" in r.getMessage()]
+    assert len(warned) == 1
+    caplog.clear()
+    public_env(verify_env, TRUSTED_PROXY_HOPS="1")
+    verify.start({"number": "+447400124456"}, token=None)
+    assert not [r for r in caplog.records if "TRUSTED_PROXY_HOPS" in r.getMessage()]
