@@ -28,6 +28,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "/verify-next": ("functions.verify_next", "verify_next"),
     "/inbound": ("functions.inbound", "inbound"),
     "/status": ("functions.status", "status"),
+    "/balance": ("functions.balance", "balance"),
 }
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmarks (bench/README.md): cold start, webhook bursts, bulk pacing, CPU per message and
 # memory, each against a baseline measured in the same run; prints a table of ratios.
-# Usage: ./bench.sh [--quick] [--only cold,burst,bulk,cpu,memory] [--no-firestore] [--write] [--strict]
+# Usage: ./bench.sh [--quick] [--only cold,burst,bulk,cpu,memory,pumping] [--no-firestore] [--write] [--strict]
 #   --write stores the report in bench/RESULTS.md. The full profile takes about 10 minutes.
+#   --only pumping runs the SMS-pumping simulation (bench/pumping.py): what an attacker gets past the budget.
 # Runs in its own virtualenv, bench/.runs/venv: exactly what a deployment installs (requirements.txt)
 # plus the official vonage SDK for the baselines (requirements-bench.txt), so development-only
 # packages cannot change what is measured. All traffic stays on 127.0.0.1.

@@ -10,7 +10,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Entry points exported by main.py. The deployed name is NAME_PREFIX + the entry
 # point with '_' turned into '-' (Cloud Run service names allow no '_'), which is
 # also the path the one-process app (app.py) mounts it at.
-ALL_FUNCTIONS=(send verify_start verify_check verify_cancel verify_next inbound status)
+ALL_FUNCTIONS=(send verify_start verify_check verify_cancel verify_next inbound status balance)
 # Vonage calls these and cannot present Google credentials: always public, never
 # scaled to zero (Vonage gives a webhook ~3 s to connect; a cold start can take longer).
 WEBHOOK_FUNCTIONS=(inbound status)
@@ -20,7 +20,7 @@ WEBHOOK_FUNCTIONS=(inbound status)
 # shared/ (`grep -rn "ttl=" shared/`); tests/deploy/test_firestore_layout.py fails when
 # one is missing. Expiry is also checked in code: TTL deletion can lag by a day.
 TTL_FIELD="expire_at"
-TTL_COLLECTIONS=(events_outbox events_processed idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
+TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
 
 # Composite indexes the queries in shared/ need on Firestore (an equality filter on one
 # field ordered by another), one per entry: "collection field:order[,field:order...]".
@@ -63,6 +63,7 @@ REQUIRED_SERVICES=(
 PROJECT="${CLOUDSDK_CORE_PROJECT:-}"
 REGION="${CLOUDSDK_FUNCTIONS_REGION:-us-central1}"
 FUNCTIONS_ARG=""
+BALANCE_SCHEDULE=""  # --balance-schedule: a Cloud Scheduler job runs the balance function (docs/money-safety.md)
 RUNTIME="python312"
 CONCURRENCY=8
 MEMORY="512Mi"
@@ -133,6 +134,9 @@ Options:
                           0 saves money but a cold start may miss Vonage's 3 s connect window)
   --max-instances N       maximum instances of each function (default: 10). This also
                           caps the send rate: each instance paces itself to VONAGE_MAX_RPS
+  --balance-schedule CRON create (or update) a Cloud Scheduler job that calls the
+                          balance function on CRON, e.g. "0 * * * *" (hourly), with the
+                          first API token (read from Secret Manager, never printed)
   --private               deploy send and verify-* with --no-allow-unauthenticated:
                           callers then need a Google ID token (roles/run.invoker) as
                           well as a bearer token. Webhooks stay public (Vonage cannot
@@ -290,6 +294,7 @@ while [[ $# -gt 0 ]]; do
     --project) need_value "$@"; PROJECT="$2"; shift 2 ;;
     --region) need_value "$@"; REGION="$2"; shift 2 ;;
     --functions) need_value "$@"; FUNCTIONS_ARG="$2"; shift 2 ;;
+    --balance-schedule) need_value "$@"; BALANCE_SCHEDULE="$2"; shift 2 ;;
     --runtime) need_value "$@"; RUNTIME="$2"; shift 2 ;;
     --concurrency) need_value "$@"; CONCURRENCY="$2"; shift 2 ;;
     --memory) need_value "$@"; MEMORY="$2"; shift 2 ;;
@@ -533,6 +538,12 @@ env_for() {
   [[ -n "$COLLECTION_PREFIX" ]] && pairs+=("FIRESTORE_COLLECTION_PREFIX=$COLLECTION_PREFIX")
   [[ -n "$EVENTS_PREFIX" ]] && pairs+=("PUBSUB_TOPIC_PREFIX=$EVENTS_PREFIX")
   pairs+=(${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"})
+  # Cloud Functions gen2 run on Cloud Run behind exactly one proxy, Google's front end, which
+  # appends the caller's address to X-Forwarded-For: trust that one hop (docs/money-safety.md)
+  # unless the env file says otherwise (e.g. a load balancer in front: 2).
+  if [[ " ${pairs[*]} " != *" TRUSTED_PROXY_HOPS="* && " ${pairs[*]} " != *" TRUSTED_PROXIES="* ]]; then
+    pairs+=("TRUSTED_PROXY_HOPS=1")
+  fi
   local joined delim candidate pair
   for pair in "${pairs[@]}"; do
     [[ "$pair" == *$'\n'* ]] && die "environment values cannot hold a newline: ${pair%%=*}" 2
@@ -599,7 +610,9 @@ for fn in "${SELECTED[@]}"; do
   cmd+=("--max-instances=$MAX_INSTANCES" "--set-env-vars=$ENV_VARS")
   secret_refs="$(secrets_for "$fn")"
   if [[ -n "$secret_refs" ]]; then cmd+=("--set-secrets=$secret_refs"); else cmd+=(--clear-secrets); fi
-  if is_webhook "$fn" || (( ! PRIVATE )); then
+  # balance is called by Cloud Scheduler with a bearer API token, which cannot ride beside a
+  # Google ID token in one Authorization header: it stays public and checks the token itself.
+  if is_webhook "$fn" || [[ "$fn" == balance ]] || (( ! PRIVATE )); then
     cmd+=(--allow-unauthenticated)
   else
     cmd+=(--no-allow-unauthenticated)
@@ -727,6 +740,36 @@ if [[ -n "$INBOUND_URL" || -n "$STATUS_URL" ]]; then
 
   Or let this script do it: --set-vonage-webhooks (application) / --set-sms-webhooks (account).
 EOT
+fi
+
+# ---- 4b. Cloud Scheduler: read the balance on a schedule ---------------------------
+# The balance function logs an ALERT below BALANCE_ALERT_THRESHOLD (an alert policy on
+# severity=ALERT pages someone). The job sends the first of the API tokens; the printed
+# command shows a placeholder, never the token.
+if [[ -n "$BALANCE_SCHEDULE" ]] && contains balance "${SELECTED[@]}" && [[ -n "${URL_balance:-}" ]]; then
+  note "Cloud Scheduler: the balance function on \"$BALANCE_SCHEDULE\""
+  run_soft gcloud services enable cloudscheduler.googleapis.com "--project=$PROJECT" --quiet
+  job="$(deployed_name balance)-schedule"
+  token_placeholder="<the first token in $(secret_name API_TOKENS)>"
+  api_token="$token_placeholder"
+  if has_secret API_TOKENS; then
+    capture api_token "$token_placeholder" gcloud secrets versions access latest "--secret=$(secret_name API_TOKENS)" "--project=$PROJECT" \
+      || { warn "could not read $(secret_name API_TOKENS); the scheduler job was not set"; api_token=""; }
+    api_token="${api_token%%,*}"
+  else
+    warn "no $(secret_name API_TOKENS) secret: the balance function will refuse the scheduler's calls"
+  fi
+  if [[ -n "$api_token" ]]; then
+    job_args=("--project=$PROJECT" "--location=$REGION" "--schedule=$BALANCE_SCHEDULE" "--uri=$URL_balance"
+              --http-method=GET --attempt-deadline=60s --quiet)
+    printf '+ %s\n' "$(quote gcloud scheduler jobs create http "$job" "${job_args[@]}" "--headers=Authorization=Bearer $token_placeholder")"
+    if (( ! DRY_RUN )); then
+      gcloud scheduler jobs create http "$job" "${job_args[@]}" "--headers=Authorization=Bearer $api_token" >/dev/null 2>&1 \
+        || gcloud scheduler jobs update http "$job" "${job_args[@]}" "--update-headers=Authorization=Bearer $api_token" \
+        || warn "the scheduler job $job could not be created or updated"
+    fi
+  fi
+  unset api_token
 fi
 
 # ---- 5. optionally set the webhooks through Vonage's APIs ------------------------

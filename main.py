@@ -4,6 +4,7 @@ Deploy each one on its own: ``--entry-point send`` and so on (see deploy.sh). ``
 CloudEvent function (a Pub/Sub trigger); the others are HTTP functions.
 """
 
+from functions.balance import balance
 from functions.inbound import inbound
 from functions.on_inbound import on_inbound
 from functions.send import send
@@ -13,4 +14,14 @@ from functions.verify_check import verify_check
 from functions.verify_next import verify_next
 from functions.verify_start import verify_start
 
-__all__ = ["inbound", "on_inbound", "send", "status", "verify_cancel", "verify_check", "verify_next", "verify_start"]
+__all__ = [
+    "balance",
+    "inbound",
+    "on_inbound",
+    "send",
+    "status",
+    "verify_cancel",
+    "verify_check",
+    "verify_next",
+    "verify_start",
+]

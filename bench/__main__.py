@@ -3,7 +3,7 @@
     ./bench.sh                      the full profile (about 10 minutes), printed
     ./bench.sh --write              ... and the report stored in bench/RESULTS.md
     ./bench.sh --quick              every benchmark scaled down (a smoke run, ~30 s)
-    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory, send
+    ./bench.sh --only cold,bulk     some of: cold, burst, bulk, cpu, memory, send, pumping
 
 Raw results go to ``bench/.runs/<time>/results.json`` (``--runs-dir``) with the children's logs. Exit status
 0 when every benchmark ran (met bars or not; ``--strict`` makes an unmet bar exit 3), 1 when a
@@ -31,6 +31,8 @@ from bench.stack import new_credentials
 __all__ = ["FULL", "Profile", "QUICK", "main"]
 
 SECTIONS = ("cold", "burst", "bulk", "cpu", "memory", "send")
+# Run only when asked (--only pumping): it measures money, not speed (bench/pumping.py).
+OPTIONAL_SECTIONS = ("pumping",)
 RUNS_DIR = ROOT / "bench" / ".runs"
 RESULTS_FILE = ROOT / "bench" / "RESULTS.md"
 
@@ -54,6 +56,10 @@ class Profile:
     memory_requests: int
     send_messages: int = 600
     send_rounds: int = 3
+    pumping_starts: int = 10000
+    pumping_numbers: int = 500
+    pumping_addresses: int = 50
+    pumping_budget: int = 100
     concurrency: int = 16
     rate: int = 30
     latency: float = 0.05
@@ -90,6 +96,10 @@ QUICK = Profile(
     memory_requests=600,
     send_messages=48,
     send_rounds=1,
+    pumping_starts=400,
+    pumping_numbers=100,
+    pumping_addresses=10,
+    pumping_budget=20,
 )
 
 
@@ -201,6 +211,18 @@ def _run_section(
             postgres=postgres,
             log=_log,
         )
+    if section == "pumping":
+        from bench.pumping import run_pumping
+
+        return run_pumping(
+            creds,
+            run_dir,
+            starts=p.pumping_starts,
+            numbers=p.pumping_numbers,
+            addresses=p.pumping_addresses,
+            budget=p.pumping_budget,
+            log=_log,
+        )
     raise ValueError(section)
 
 
@@ -208,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="./bench.sh", description="Benchmarks against baselines, as ratios.")
     parser.add_argument("--quick", action="store_true", help="scaled-down counts (a smoke run)")
-    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS + OPTIONAL_SECTIONS)}")
     parser.add_argument("--no-firestore", action="store_true", help="skip the Firestore emulator runs (burst, send)")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs (burst, send)")
     parser.add_argument("--write", action="store_true", help=f"store the report in {RESULTS_FILE.relative_to(ROOT)}")
@@ -219,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
-    unknown = [s for s in sections if s not in SECTIONS]
+    unknown = [s for s in sections if s not in SECTIONS + OPTIONAL_SECTIONS]
     if unknown:
-        parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS + OPTIONAL_SECTIONS)}")
     profile = QUICK if args.quick else FULL
     try:
         results = run(

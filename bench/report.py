@@ -71,7 +71,28 @@ def render(results: dict[str, Any]) -> str:
         out += ["", _memory(sections["memory"])]
     if "send" in sections:
         out += ["", _send(sections["send"])]
+    if "pumping" in sections:
+        out += ["", _pumping(sections["pumping"])]
     return "\n".join(out) + "\n"
+
+
+def _pumping(pumping: dict[str, Any]) -> str:
+    rows = [
+        [phase, ", ".join(f"{code} {count:,}" for code, count in sorted(answers.items(), key=lambda kv: -kv[1]))]
+        for phase, answers in pumping["answers"].items()
+    ]
+    return "\n".join(
+        [
+            f"### 6. SMS pumping: {pumping['starts']:,} public verify-starts across {pumping['numbers']:,} numbers, "
+            f"every one with a forged X-Forwarded-For, half from one address and half from {pumping['addresses']} "
+            "real ones",
+            "",
+            f"Reached Vonage: **{pumping['reached']:,}** (budget {pumping['budget']:,}), costing "
+            f"**{pumping['cost']} EUR** at {pumping['price']} EUR per SMS (at most {pumping['bound']} EUR).",
+            "",
+            _table(["addresses", "answers"], rows),
+        ]
+    )
 
 
 def _load(values: Sequence[float]) -> str:

@@ -104,6 +104,13 @@ def function_env(
         "VERIFY_LIMIT_PER_IP": "1000000/60",
         "VERIFY_LIMIT_PER_PREFIX": "1000000/60",
         "VERIFY_LIMIT_PER_COUNTRY": "1000000/60",
+        # The spend budgets would refuse a benchmark's volumes (bench/pumping.py sets its own).
+        "SEND_BUDGET_PER_TOKEN": "off",
+        "SEND_BUDGET_GLOBAL": "off",
+        "SEND_PARTS_BUDGET_PER_TOKEN": "off",
+        "SEND_PARTS_BUDGET_GLOBAL": "off",
+        "VERIFY_BUDGET_GLOBAL": "off",
+        "VERIFY_BUDGET_PER_COUNTRY": "off",
     }
     if application:
         env["VONAGE_APPLICATION_ID"] = creds.application_id

@@ -30,7 +30,7 @@ def inbound(request: flask.Request) -> flask.Response:
     settings = get_settings()
     require_method(request, "GET", "POST")
     if request.method == "GET" and bearer_token(request) is not None:
-        authorize_caller(request, settings)
+        authorize_caller(request, settings, "inbound")
         messages = list_inbound(get_store(), **listing_options(request.args))
         return json_response({"messages": messages, "count": len(messages)})
     if request.method == "GET" and set(request.args) <= _LISTING_PARAMETERS:

@@ -25,9 +25,9 @@ def send(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     method = require_method(request, "POST", "GET")
-    authorize_caller(request, settings)
+    caller = authorize_caller(request, settings, "send")
     if method == "GET":
-        return json_response(get_message(get_store(), path_id(request)))
+        return json_response(get_message(get_store(), path_id(request), caller=caller))
     body = read_json(request, settings.max_body_bytes)
     outcome = send_messages(
         body,
@@ -36,5 +36,6 @@ def send(request: flask.Request) -> flask.Response:
         settings=settings,
         store=get_store(),
         vonage=get_vonage(),
+        tenant=caller.name,
     )
     return json_response(outcome.body, status=outcome.status, headers=outcome.headers)

@@ -21,9 +21,9 @@ def verify_cancel(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     require_method(request, "POST", "DELETE")
-    admit_caller(request, settings, public_allowed=False)
+    caller = admit_caller(request, settings, public_allowed=False)
     request_id = path_id(request)
     if request_id is None:
         request_id = read_json(request, settings.max_body_bytes).get("request_id")
-    result = cancel_verification(request_id, settings=settings, store=get_store(), vonage=get_vonage())
+    result = cancel_verification(request_id, settings=settings, store=get_store(), vonage=get_vonage(), caller=caller)
     return json_response(result, status=200)

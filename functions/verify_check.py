@@ -22,7 +22,7 @@ def verify_check(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     require_method(request, "POST")
-    admit_caller(request, settings, public_allowed=True)
+    caller = admit_caller(request, settings, public_allowed=True)
     body = read_json(request, settings.max_body_bytes)
-    result = check_code(body, settings=settings, store=get_store(), vonage=get_vonage())
+    result = check_code(body, settings=settings, store=get_store(), vonage=get_vonage(), caller=caller)
     return json_response(result, status=200)

@@ -22,14 +22,15 @@ def verify_start(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     require_method(request, "POST")
-    trusted = admit_caller(request, settings, public_allowed=True)
+    caller = admit_caller(request, settings, public_allowed=True)
     body = read_json(request, settings.max_body_bytes)
     result = start_verification(
         body,
         settings=settings,
         store=get_store(),
         vonage=get_vonage(),
-        ip=client_ip(request, settings.trusted_proxy_hops),
-        trusted_caller=trusted,
+        ip=client_ip(request, settings.trusted_proxy_hops, settings.trusted_proxies),
+        trusted_caller=caller is not None,
+        caller=caller,
     )
     return json_response(result, status=202)

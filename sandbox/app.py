@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox import messages, sms, verify_legacy, verify_v2
+from sandbox import account, messages, sms, verify_legacy, verify_v2
 from sandbox.context import SandboxContext
 from sandbox.control import handle_control
 from sandbox.devphone_page import handle_phone
@@ -47,6 +47,8 @@ _API: dict[str, tuple[str, _Handler]] = {
     "legacy_check": ("verify_legacy", verify_legacy.handle_check),
     "legacy_control": ("verify_legacy", verify_legacy.handle_control),
     "legacy_search": ("verify_legacy", verify_legacy.handle_search),
+    "account_balance": ("account", account.handle_balance),
+    "account_pricing": ("account", account.handle_pricing),
 }
 # Webhooks the drop_receipts fault withholds: the receipts of sent messages (not inbound, not Verify).
 RECEIPT_KINDS = frozenset({"sms-dlr", "message-status"})
@@ -64,6 +66,8 @@ URL_MAP = Map(
         Rule("/verify/check/json", methods=_LEGACY_METHODS, endpoint="legacy_check"),
         Rule("/verify/control/json", methods=_LEGACY_METHODS, endpoint="legacy_control"),
         Rule("/verify/search/json", methods=_LEGACY_METHODS, endpoint="legacy_search"),
+        Rule("/account/get-balance", methods=["GET"], endpoint="account_balance"),
+        Rule("/account/get-pricing/outbound/<kind>", methods=["GET"], endpoint="account_pricing"),
         Rule("/_sandbox/<name>", methods=["GET", "POST"], endpoint="control"),
         Rule("/phone", methods=["GET"], endpoint="phone"),
         Rule("/phone/<path:rest>", methods=["GET", "POST"], endpoint="phone"),

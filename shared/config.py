@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.tenants import ApiCaller, parse_api_tokens
 
 __all__ = ["RateLimit", "Settings", "SIGNATURE_METHODS"]
 
@@ -22,6 +23,8 @@ CHANNELS = ("sms", "mms", "whatsapp", "messenger", "viber", "rcs")
 DEFAULT_API_BASE_URL = "https://api.nexmo.com"
 DEFAULT_REST_BASE_URL = "https://rest.nexmo.com"
 DEFAULT_SQLITE_PATH = ".data/state.sqlite3"
+# Human-verification services whose siteverify call shared.verify.captcha knows (docs/money-safety.md).
+CAPTCHA_PROVIDERS = ("turnstile", "hcaptcha")
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,9 @@ class Settings:
     api_base_url: str = DEFAULT_API_BASE_URL
     rest_base_url: str = DEFAULT_REST_BASE_URL
 
-    # Our own callers
+    # Our own callers (API_TOKENS: plain tokens, or name:TOKEN:scopes entries; shared/tenants.py)
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    api_callers: tuple[ApiCaller, ...] = field(default=(), repr=False)
 
     # State store
     state_backend: str = "sqlite"
@@ -90,9 +94,9 @@ class Settings:
     verify_limit_number: RateLimit = RateLimit(3, 600)
     verify_limit_ip: RateLimit = RateLimit(10, 3600)
     verify_limit_prefix: RateLimit = RateLimit(10, 3600)
-    verify_limit_country: RateLimit = RateLimit(100, 3600)
+    verify_limit_country: RateLimit | None = None
     verify_prefix_drop_digits: int = 3
-    trusted_proxy_hops: int = 1
+    trusted_proxy_hops: int = 0
 
     # Webhooks
     webhook_token: str | None = field(default=None, repr=False)
@@ -112,6 +116,20 @@ class Settings:
     pubsub_topic_prefix: str | None = None
     inbound_dispatch: str = "inline"
     events_consumers: tuple[str, ...] = ()
+    # Money safety (docs/money-safety.md): client IP, spend budgets, public mode, balance
+    trusted_proxies: tuple[str, ...] = ()
+    send_budget_per_token: RateLimit | None = RateLimit(5000, 86400)
+    send_budget_global: RateLimit | None = RateLimit(20000, 86400)
+    send_parts_budget_per_token: RateLimit | None = RateLimit(10000, 86400)
+    send_parts_budget_global: RateLimit | None = RateLimit(40000, 86400)
+    verify_budget_global: RateLimit | None = RateLimit(1000, 86400)
+    verify_budget_per_country: RateLimit | None = RateLimit(200, 3600)
+    verify_brand: str | None = None
+    verify_captcha: str | None = None
+    verify_captcha_secret: str | None = field(default=None, repr=False)
+    verify_captcha_url: str | None = None
+    balance_alert_threshold: float | None = None
+    send_allow_control_characters: bool = False
 
     # HTTP
     max_body_bytes: int = 256 * 1024
@@ -135,7 +153,8 @@ class Settings:
             signature_method=env.choice("VONAGE_SIGNATURE_METHOD", SIGNATURE_METHODS, "md5hash"),
             api_base_url=env.url("VONAGE_API_BASE_URL", DEFAULT_API_BASE_URL),
             rest_base_url=env.url("VONAGE_REST_BASE_URL", DEFAULT_REST_BASE_URL),
-            api_tokens=env.items("API_TOKENS"),
+            api_tokens=tuple(c.token for c in env.callers("API_TOKENS")),
+            api_callers=env.callers("API_TOKENS"),
             state_backend=backend,
             state_backend_reason=reason,
             sqlite_path=env.string("STATE_SQLITE_PATH") or DEFAULT_SQLITE_PATH,
@@ -164,9 +183,9 @@ class Settings:
             verify_limit_number=env.rate("VERIFY_LIMIT_PER_NUMBER", RateLimit(3, 600)),
             verify_limit_ip=env.rate("VERIFY_LIMIT_PER_IP", RateLimit(10, 3600)),
             verify_limit_prefix=env.rate("VERIFY_LIMIT_PER_PREFIX", RateLimit(10, 3600)),
-            verify_limit_country=env.rate("VERIFY_LIMIT_PER_COUNTRY", RateLimit(100, 3600)),
+            verify_limit_country=env.optional_rate("VERIFY_LIMIT_PER_COUNTRY"),
             verify_prefix_drop_digits=env.integer("VERIFY_PREFIX_DROP_DIGITS", 3, minimum=1),
-            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 1, minimum=0),
+            trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0),
             webhook_token=env.string("WEBHOOK_TOKEN", strip=False),
             webhook_allow_unsigned=env.boolean("WEBHOOK_ALLOW_UNSIGNED", False),
             signature_max_skew=env.number("SIGNATURE_MAX_SKEW_SECONDS", 300.0, minimum=1),
@@ -186,12 +205,26 @@ class Settings:
                 "INBOUND_DISPATCH", ("inline", "bus"), "bus" if events_backend == "pubsub" else "inline"
             ),
             events_consumers=tuple(spec for spec in env.items("EVENTS_CONSUMERS") if env.handler_spec("EVENTS_CONSUMERS", spec)),
+            trusted_proxies=env.networks("TRUSTED_PROXIES"),
+            send_budget_per_token=env.budget("SEND_BUDGET_PER_TOKEN", RateLimit(5000, 86400)),
+            send_budget_global=env.budget("SEND_BUDGET_GLOBAL", RateLimit(20000, 86400)),
+            send_parts_budget_per_token=env.budget("SEND_PARTS_BUDGET_PER_TOKEN", RateLimit(10000, 86400)),
+            send_parts_budget_global=env.budget("SEND_PARTS_BUDGET_GLOBAL", RateLimit(40000, 86400)),
+            verify_budget_global=env.budget("VERIFY_BUDGET_GLOBAL", RateLimit(1000, 86400)),
+            verify_budget_per_country=env.budget("VERIFY_BUDGET_PER_COUNTRY", RateLimit(200, 3600)),
+            verify_brand=env.string("VERIFY_BRAND"),
+            verify_captcha=env.choice("VERIFY_CAPTCHA", CAPTCHA_PROVIDERS, "") or None,
+            verify_captcha_secret=env.string("VERIFY_CAPTCHA_SECRET"),
+            verify_captcha_url=env.url("VERIFY_CAPTCHA_URL", "") or None,
+            balance_alert_threshold=env.optional_number("BALANCE_ALERT_THRESHOLD", minimum=0),
+            send_allow_control_characters=env.boolean("SEND_ALLOW_CONTROL_CHARACTERS", False),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         )
         env.check_pairs()
         if backend == "postgres" and not settings.database_url:
             env.problems.append("DATABASE_URL is not set: STATE_BACKEND=postgres needs a PostgreSQL URL")
+        env.check_money_safety(settings)
         if env.problems:
             raise ConfigError(env.problems)
         return settings
@@ -215,6 +248,13 @@ class Settings:
     def require_application(self) -> None:
         """Raise ConfigError unless VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are set."""
         _require(self, ("application_id", "VONAGE_APPLICATION_ID"), ("private_key", "VONAGE_PRIVATE_KEY"))
+
+    @property
+    def callers(self) -> tuple[ApiCaller, ...]:
+        """Every API caller; Settings built directly with api_tokens only get default-tenant callers."""
+        if self.api_callers:
+            return self.api_callers
+        return tuple(ApiCaller("default", token) for token in self.api_tokens)
 
     def require_api_tokens(self) -> None:
         """Raise ConfigError when no API_TOKENS are set: send and verify are never open by accident."""
@@ -362,6 +402,67 @@ class _Env:
             self.problems.append(f"{name} must look like COUNT/SECONDS, e.g. 5/3600")
             return default
         return limit
+
+    def callers(self, name: str) -> tuple[ApiCaller, ...]:
+        """API_TOKENS entries as callers (plain tokens, or name:TOKEN:scopes)."""
+        callers, problems = parse_api_tokens(self.items(name))
+        for problem in problems:
+            if problem not in self.problems:
+                self.problems.append(problem)
+        return callers
+
+    def optional_rate(self, name: str) -> RateLimit | None:
+        """A COUNT/SECONDS limit that is off unless set."""
+        if self.string(name) is None:
+            return None
+        return self.rate(name, RateLimit(1, 1))
+
+    def budget(self, name: str, default: RateLimit) -> RateLimit | None:
+        """A COUNT/SECONDS budget; ``off`` disables it (the default applies when unset)."""
+        value = self.string(name)
+        if value is not None and value.lower() in ("off", "none", "0"):
+            return None
+        return self.rate(name, default)
+
+    def optional_number(self, name: str, *, minimum: float) -> float | None:
+        if self.string(name) is None:
+            return None
+        return self.number(name, 0.0, minimum=minimum)
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR ranges, normalised."""
+        import ipaddress
+
+        result = []
+        for item in self.items(name):
+            try:
+                result.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                self.problems.append(f"{name} must be IP addresses or CIDR ranges such as 10.0.0.0/8")
+        return tuple(result)
+
+    def check_money_safety(self, settings: Settings) -> None:
+        """Public verify mode is safe by construction: refuse to start without its guards."""
+        if settings.verify_public:
+            if not settings.verify_allowed_countries:
+                self.problems.append(
+                    "VERIFY_PUBLIC=true needs VERIFY_ALLOWED_COUNTRIES (the countries you serve): "
+                    "anyone may ask for a code, and codes to some countries cost a lot"
+                )
+            if not settings.verify_brand:
+                self.problems.append(
+                    "VERIFY_PUBLIC=true needs VERIFY_BRAND: the name in the code message comes from the server, "
+                    "never from the caller"
+                )
+        if settings.verify_brand is not None:
+            from shared.text import find_unsafe_character  # noqa: PLC0415 - shared.text imports errors only
+
+            if len(settings.verify_brand) > 18 or any(c in settings.verify_brand for c in "/{}:$") or (
+                find_unsafe_character(settings.verify_brand) is not None
+            ):
+                self.problems.append("VERIFY_BRAND must be 1-18 characters without / { } : $ or control characters")
+        if settings.verify_captcha and not settings.verify_captcha_secret:
+            self.problems.append("VERIFY_CAPTCHA needs VERIFY_CAPTCHA_SECRET (the provider's secret key)")
 
     def region(self, name: str) -> str | None:
         value = self.string(name)

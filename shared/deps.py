@@ -37,7 +37,21 @@ def get_settings() -> Settings:
     from shared.store.postgres import database_secrets
 
     register_secrets(database_secrets(settings.database_url))
+    register_secrets([settings.verify_captcha_secret])
+    _warn_about_ip_source(settings)
     return settings
+
+
+def _warn_about_ip_source(settings: Settings) -> None:
+    """Public verify mode leans on the per-IP limit: say at start when its address source is a guess."""
+    from shared.web import has_trusted_ip_source
+
+    if settings.verify_public and not has_trusted_ip_source(settings):
+        get_logger("shared.deps").warning(
+            "public verify mode without TRUSTED_PROXY_HOPS or TRUSTED_PROXIES: the per-IP limit uses the "
+            "connection's peer address, which behind a proxy or load balancer is the proxy's (set "
+            "TRUSTED_PROXY_HOPS=1 on Cloud Run / Cloud Functions; see docs/money-safety.md)"
+        )
 
 
 def get_settings_or_none() -> Settings | None:

@@ -20,6 +20,7 @@ Errors are split by what the caller will do about them, not by where they came f
     ├── MethodNotAllowedError         405 method_not_allowed
     ├── ConflictError                 409 conflict           (may carry retry_after)
     ├── RateLimitedError              429 rate_limited       (retry_after)
+    │   └── BudgetExhaustedError      429 budget_exhausted   (a spend budget is used up; retry_after)
     ├── StoreError                    503 store_unavailable  (retry later: nothing was lost)
     │   └── RecordExistsError         409 already_exists     (atomic create lost the race)
     └── VonageError                   502 vonage_error
@@ -38,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "BadRequestError",
+    "BudgetExhaustedError",
     "ConfigError",
     "ConflictError",
     "ForbiddenError",
@@ -200,6 +202,12 @@ class RateLimitedError(ServiceError):
 
     status = 429
     code = "rate_limited"
+
+
+class BudgetExhaustedError(RateLimitedError):
+    """A spend budget (messages, SMS parts or verification starts per window) is used up."""
+
+    code = "budget_exhausted"
 
 
 class StoreError(ServiceError):

@@ -29,12 +29,14 @@ if TYPE_CHECKING:  # flask is imported by the framework anyway; keep it off our 
     import flask
 
     from shared.config import Settings
+    from shared.tenants import ApiCaller
 
 __all__ = [
     "apply_cors",
     "authorize_caller",
     "bearer_token",
     "client_ip",
+    "has_trusted_ip_source",
     "endpoint",
     "error_response",
     "json_response",
@@ -209,19 +211,76 @@ def require_bearer(request: flask.Request, tokens: Iterable[str]) -> None:
         raise UnauthorizedError("the bearer token is not valid")
 
 
-def authorize_caller(request: flask.Request, settings: Settings) -> None:
-    """Send and verify are never open by accident: API_TOKENS must be set and presented."""
+def authorize_caller(request: flask.Request, settings: Settings, scope: str | None = None) -> ApiCaller:
+    """The caller whose API token the request presents; 401 without one, 403 without ``scope``.
+
+    Send and verify are never open by accident: API_TOKENS must be set and presented. Every
+    token is compared (constant time), whichever matches.
+    """
     settings.require_api_tokens()
-    require_bearer(request, settings.api_tokens)
+    presented = bearer_token(request)
+    if presented is None:
+        raise UnauthorizedError("send Authorization: Bearer <token> with one of the API_TOKENS")
+    found: ApiCaller | None = None
+    for caller in settings.callers:
+        if hmac.compare_digest(presented.encode(), caller.token.encode()) and found is None:
+            found = caller
+    if found is None:
+        raise UnauthorizedError("the bearer token is not valid")
+    if scope is not None and not found.can(scope):
+        raise ForbiddenError(f"this token does not have the {scope!r} scope", code="scope_not_allowed")
+    return found
 
 
-def client_ip(request: flask.Request, trusted_hops: int = 1) -> str:
-    """The caller's IP. Behind ``trusted_hops`` proxies (Google's front end is one), the
-    address those proxies appended to X-Forwarded-For; entries further left are caller-supplied."""
+def client_ip(request: flask.Request, trusted_hops: int = 0, trusted_proxies: Iterable[str] = ()) -> str:
+    """The caller's IP address, from a source the deployment vouches for.
+
+    X-Forwarded-For is written by whoever sends the request, so it counts only as far as the
+    deployment says it is written by its own proxies:
+
+    - ``trusted_proxies`` (TRUSTED_PROXIES: addresses or CIDR ranges): walk the chain
+      peer -> last X-Forwarded-For entry -> ... leftwards while the address is one of those
+      proxies; the first address that is not is the caller.
+    - ``trusted_hops`` (TRUSTED_PROXY_HOPS): exactly that many proxies append to the header,
+      so the caller is the ``trusted_hops``-th entry from the right. Cloud Run and Cloud
+      Functions gen2 sit behind one (Google's front end): 1.
+    - neither (the default): the connection's peer address; the header is ignored, since
+      with nothing in front of the app anyone can write it.
+    """
+    peer = request.remote_addr or "unknown"
     forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    networks = _networks(tuple(trusted_proxies))
+    if networks:
+        chain = [*forwarded, peer]
+        for address in reversed(chain):
+            if not _in_networks(address, networks):
+                return address
+        return chain[0]  # every hop is one of ours: the left-most is as far as anyone can tell
     if trusted_hops > 0 and forwarded:
         return forwarded[-min(trusted_hops, len(forwarded))]
-    return request.remote_addr or "unknown"
+    return peer
+
+
+def has_trusted_ip_source(settings: Settings) -> bool:
+    """True when the deployment says which proxies stand in front of it (or that none do)."""
+    return settings.trusted_proxy_hops > 0 or bool(settings.trusted_proxies)
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple[Any, ...]:
+    import ipaddress
+
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _in_networks(address: str, networks: tuple[Any, ...]) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # not an address (a forged "unknown", "evil"): never one of our proxies
+    return any(ip.version == net.version and ip in net for net in networks)
 
 
 def path_id(request: flask.Request) -> str | None:

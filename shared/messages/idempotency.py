@@ -50,6 +50,7 @@ __all__ = [
     "claim",
     "complete",
     "derive_key",
+    "forget",
     "mark_unknown",
     "release",
     "store_key",
@@ -194,6 +195,16 @@ def release(store: StateStore, claim_: Claim, *, ttl: float, clock: Callable[[],
         }
 
     store.update(IDEMPOTENCY, claim_.key, free, ttl=ttl)
+
+
+def forget(store: StateStore, claim_: Claim) -> None:
+    """Nothing was sent: remove the key altogether (a refused send keeps no row for a day).
+
+    Only the attempt holding the key removes it; a key another attempt took over is left alone.
+    """
+    current = store.get(IDEMPOTENCY, claim_.key)
+    if current is not None and current.get("owner") == claim_.owner:
+        store.delete(IDEMPOTENCY, claim_.key)
 
 
 def mark_unknown(store: StateStore, claim_: Claim) -> None:

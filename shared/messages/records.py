@@ -248,12 +248,14 @@ def attach_vonage_ids(
     *,
     price: str | None = None,
     currency: str | None = None,
+    remaining_balance: str | None = None,
     now: float | None = None,
     workflow_id: str | None = None,
 ) -> dict[str, Any] | None:
     """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts.
 
     ``workflow_id`` (a failover send) is stored and indexed too, and receipts parked under it merged.
+    ``remaining_balance`` is the account balance the SMS API reported after this send.
     """
     part_list = [dict(part) for part in parts]
 
@@ -272,6 +274,8 @@ def attach_vonage_ids(
             doc["submit_price"] = price
         if currency:
             doc["currency"] = currency
+        if remaining_balance is not None:
+            doc["remaining_balance"] = remaining_balance
         if _advances(doc.get("status"), "submitted"):
             at = _iso(now)
             doc["history"] = [*doc.get("history", []), {"status": "submitted", "at": at, "received_at": at}]

@@ -39,6 +39,7 @@ from shared.errors import ConfigError, InvalidPhoneError, ServiceError, Validati
 from shared.messages import rich
 from shared.messages.encoding import TextAnalysis, analyze_text
 from shared.phone import parse_phone
+from shared.text import refuse_unsafe_characters
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -288,6 +289,16 @@ def parse_send_request(body: Mapping[str, Any], settings: Settings) -> SendReque
     max_segments = _integer(body, "max_segments", 1, MAX_SEGMENTS_LIMIT)
     if max_segments is None:
         max_segments = settings.max_segments
+    elif max_segments > settings.max_segments:
+        # A caller may ask for fewer parts than the deployment allows, never more: the ceiling
+        # (SEND_MAX_SEGMENTS) bounds what one message can cost.
+        raise ValidationError(
+            f"max_segments can only lower the deployment's ceiling of {settings.max_segments} SMS parts "
+            "(SEND_MAX_SEGMENTS), not raise it",
+            field="max_segments",
+            code="max_segments_too_high",
+            details={"max_segments": max_segments, "ceiling": settings.max_segments},
+        )
     limits = _ItemLimits(settings, api, max_segments, dry_run)
     candidates: tuple[MessageItem, ...] = ()
     failover: tuple[MessageItem, ...] = ()
@@ -342,6 +353,8 @@ class _ItemLimits:
 def _item(source: Mapping[str, Any], channel: str, sender: str, limits: _ItemLimits) -> MessageItem:
     """One message item: its content checked for ``channel``, SMS texts analysed."""
     content = _content(source, channel)
+    if content.text is not None and not limits.settings.send_allow_control_characters:
+        refuse_unsafe_characters(content.text, "text", allow_newlines=True)
     analysis = None
     if channel == "sms":
         assert content.text is not None  # sms takes text only
@@ -706,6 +719,7 @@ def _sender(value: Any, channel: str) -> str:
         )
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("from must be a non-empty string", field="from")
+    refuse_unsafe_characters(value, "from")
     text = value.strip()
     if channel in ("sms", "mms", "whatsapp") and _NUMERIC_SENDER.fullmatch(text):
         digits = re.sub(r"\D", "", text)
@@ -737,6 +751,7 @@ def _client_ref(value: Any) -> str | None:
         raise ValidationError("client_ref must be a non-empty string", field="client_ref")
     if len(value) > CLIENT_REF_LIMIT:
         raise ValidationError(f"client_ref takes at most {CLIENT_REF_LIMIT} characters", field="client_ref")
+    refuse_unsafe_characters(value, "client_ref")
     return value
 
 

@@ -30,12 +30,15 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from shared.balance import estimate_prices, note_remaining_balance
+from shared.budget import charge_send
 from shared.errors import (
+    BudgetExhaustedError,
     ConfigError,
     NotFoundError,
     ServiceError,
@@ -58,9 +61,11 @@ from shared.messages.records import (
 )
 from shared.messages.request import MessageItem, Recipient, SendRequest, parse_send_request
 from shared.messages.suppression import is_suppressed
+from shared.tenants import ApiCaller, can_see
 
 if TYPE_CHECKING:
     from shared.config import Settings
+    from shared.messages.encoding import TextAnalysis
     from shared.store.base import StateStore
     from shared.vonage.client import MessageSubmission, SmsSubmission, VonageClient
 
@@ -77,7 +82,8 @@ log = get_logger("shared.messages.service")
 
 # Errors about the account or the deployment, not the recipient: a bulk send stops at the first.
 FATAL_CODES = frozenset(
-    {"misconfigured", "misconfigured_vonage_credentials", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance"}
+    {"misconfigured", "misconfigured_vonage_credentials", "vonage_account_barred", "vonage_account_not_enabled", "insufficient_balance",
+     "budget_exhausted"}
 )
 INTERNAL_SCOPE = "internal"
 # Pauses between attempts of a store write that records a send already made (~3 s in all).
@@ -137,6 +143,7 @@ class _Run:
     scope: str
     bypass_suppression: bool
     clock: Callable[[], float]
+    tenant: str | None = None  # the caller's tenant (shared.tenants); written on each record
     abort: threading.Event = field(default_factory=threading.Event)
     abort_error: list[ServiceError] = field(default_factory=list)
 
@@ -153,6 +160,7 @@ def send_messages(
     vonage: VonageClient,
     scope: str = "api",
     clock: Callable[[], float] = time.time,
+    tenant: str | None = None,
 ) -> SendOutcome:
     """Handle the JSON body of ``POST /send``.
 
@@ -166,9 +174,9 @@ def send_messages(
     # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
     key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
-        return SendOutcome(200, _dry_run_report(request, store, settings, clock))
+        return SendOutcome(200, _dry_run_report(request, store, settings, clock, vonage))
     deliveries = _execute(
-        _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock)
+        _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock, tenant=tenant)
     )
     if not request.bulk:
         return _single_outcome(deliveries[0])
@@ -206,8 +214,12 @@ def send_text(
     return _execute(run)[0].result
 
 
-def get_message(store: StateStore, message_id: str | None) -> dict[str, Any]:
-    """The record of one message, by our id (``msg_...``) or by a Vonage id; 404 when unknown."""
+def get_message(store: StateStore, message_id: str | None, *, caller: ApiCaller | None = None) -> dict[str, Any]:
+    """The record of one message, by our id (``msg_...``) or by a Vonage id; 404 when unknown.
+
+    A ``caller`` sees only its tenant's messages (an admin sees all): another tenant's id
+    answers 404 exactly like an unknown one.
+    """
     if not message_id:
         raise NotFoundError("give a message id: GET /send/<id> or /send?id=<id>", code="not_found")
     if not _MESSAGE_ID.fullmatch(message_id):
@@ -216,7 +228,7 @@ def get_message(store: StateStore, message_id: str | None) -> dict[str, Any]:
             raise NotFoundError("no message with this id")
         message_id = str(index.get("message_id"))
     record = store.get(MESSAGES, message_id)
-    if record is None:
+    if record is None or not can_see(record.get("tenant"), caller):
         raise NotFoundError("no message with this id")
     return record
 
@@ -251,6 +263,7 @@ def _execute(run: _Run) -> list[_Delivery]:
             in_progress_ttl=hold,
             clock=run.clock,
         )
+    deliveries: list[_Delivery] = []
     try:
         if request.bulk:
             deliveries = run_bounded(lambda r: _deliver_safely(run, r), request.recipients, workers=BULK_WORKERS)
@@ -259,12 +272,23 @@ def _execute(run: _Run) -> list[_Delivery]:
     finally:
         if request_claim is not None and request_claim.acquired:
             try:
-                idem.release(run.store, request_claim, ttl=settings.idempotency_ttl, clock=run.clock)
+                if any(_may_have_gone_out(d) for d in deliveries):
+                    idem.release(run.store, request_claim, ttl=settings.idempotency_ttl, clock=run.clock)
+                else:
+                    idem.forget(run.store, request_claim)  # nothing went out: keep no row
             except StoreError:
                 log.error("could not release the request idempotency key; it expires on its own")
     if request.bulk:
         log.info("bulk send finished", extra={"summary": _summary(deliveries), "channel": request.channel, "api": request.api})
     return deliveries
+
+
+def _may_have_gone_out(delivery: _Delivery) -> bool:
+    """True unless this recipient certainly cost nothing (refused before or by Vonage)."""
+    result = delivery.result
+    if result.get("replayed") or result.get("status") in (SUBMITTED, UNKNOWN, IN_PROGRESS):
+        return True
+    return bool(result.get("vonage_ids"))  # a partially sent SMS
 
 
 def _deliver_safely(run: _Run, recipient: Recipient) -> _Delivery:
@@ -331,12 +355,21 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
             base["items"] = [item.summary() for item in plan.items]
             if plan.skipped:
                 base["skipped_items"] = [dict(s) for s in plan.skipped]
+        try:
+            # The last check before money is spent: this recipient's message and SMS parts
+            # against the caller's and the deployment's budgets (atomic in the store).
+            charge_send(store, settings, scope=run.scope, parts=_parts(item.analysis for item in plan.items),
+                        clock=run.clock)
+        except BudgetExhaustedError as exc:
+            _release(run, claim)
+            _stop(run, exc)
+            return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
         message_id = new_message_id()
         analysis = first.analysis
         store.create(
             MESSAGES,
             message_id,
-            new_message_record(
+            _with_tenant(run.tenant, new_message_record(
                 message_id,
                 channel=first.channel,
                 api=request.api,
@@ -350,7 +383,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 now=run.clock(),
                 # One item left (the others skipped) is a plain message: Vonage gives it no workflow.
                 extra=_record_extra(plan.items, workflow=len(plan.items) > 1),
-            ),
+            )),
         )
     except StoreError:
         _release(run, claim)
@@ -367,6 +400,16 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     return _accepted(run, base, claim, submission)
 
 
+def _with_tenant(tenant: str | None, record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "tenant": tenant} if tenant is not None else record
+
+
+def _parts(analyses: Iterable[TextAnalysis | None]) -> int:
+    """What one recipient can cost in SMS parts: a workflow delivers one of its items, so its
+    dearest counts (a non-SMS item counts as one message)."""
+    return max((analysis.segments if analysis is not None else 1) for analysis in analyses)
+
+
 def _submit(run: _Run, recipient: Recipient, plan: Plan) -> SmsSubmission | MessageSubmission:
     """ONE call to Vonage for the recipient, failover items included (one request, one workflow)."""
     if run.request.api == "sms":
@@ -381,7 +424,10 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
     store, message_id = run.store, base["id"]
     result = dict(base)
     error: ServiceError | None = None
+    remaining_balance: str | None = None
     if isinstance(submission, SmsSubmission):
+        remaining_balance = submission.remaining_balance
+        note_remaining_balance(remaining_balance, run.settings)
         accepted = [part for part in submission.parts if part.status == "0" and part.message_id]
         parts = [
             {k: v for k, v in {"vonage_id": p.message_id, "price": p.price, "network": p.network}.items() if v is not None}
@@ -414,7 +460,8 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
             result["workflow_id"] = submission.workflow_id
     workflow_id = result.get("workflow_id")
     try:
-        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency, now=run.clock(),
+        _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency,
+                                              remaining_balance=remaining_balance, now=run.clock(),
                                               workflow_id=workflow_id))
         if error is not None:
             _after_send(lambda: _note_error(store, message_id, result["error"]))
@@ -486,10 +533,11 @@ def _after_send(write: Callable[[], Any]) -> Any:
 
 
 def _release(run: _Run, claim: idem.Claim | None) -> None:
+    """Nothing went out for this recipient: drop its key, so a refused send keeps no row."""
     if claim is None:
         return
     try:
-        idem.release(run.store, claim, ttl=run.settings.idempotency_ttl, clock=run.clock)
+        idem.forget(run.store, claim)
     except StoreError:
         log.error("could not release an idempotency key; it expires on its own")
 
@@ -651,7 +699,11 @@ def _bulk_outcome(request: SendRequest, deliveries: list[_Delivery]) -> SendOutc
 
 
 def _dry_run_report(
-    request: SendRequest, store: StateStore, settings: Settings, clock: Callable[[], float]
+    request: SendRequest,
+    store: StateStore,
+    settings: Settings,
+    clock: Callable[[], float],
+    vonage: VonageClient | None = None,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "dry_run": True,
@@ -688,6 +740,8 @@ def _dry_run_report(
         else:
             entry["status"] = "would_send"
         entries.append(entry)
+    if vonage is not None and request.channel == "sms":
+        _add_price_estimates(report, entries, request, vonage)
     if request.bulk:
         report["results"] = entries
         counts: dict[str, int] = {}
@@ -697,6 +751,36 @@ def _dry_run_report(
     else:
         report.update(entries[0])
     return report
+
+
+def _add_price_estimates(report: dict[str, Any], entries: list[dict[str, Any]], request: SendRequest,
+                         vonage: VonageClient) -> None:
+    """Price each ``would_send`` entry from the pricing API (per SMS part x parts), and the total."""
+    from shared.phone import parse_phone
+
+    countries: dict[int, str] = {}
+    for index, entry in enumerate(entries):
+        if entry.get("status") == "would_send":
+            try:
+                countries[index] = parse_phone(entry["to"]).region
+            except ServiceError:
+                continue
+    if not countries:
+        return
+    prices = estimate_prices(vonage, countries.values())
+    parts = _parts([request.analysis])
+    total, complete = Decimal(0), True
+    for index, country in countries.items():
+        price = prices.get(country)
+        if price is None:
+            entries[index]["estimated_price"] = None
+            complete = False
+            continue
+        entries[index]["estimated_price"] = format(price * parts, "f")
+        total += price * parts
+    report["estimated_total"] = format(total, "f")
+    report["estimated_currency"] = "EUR"
+    report["estimate_complete"] = complete  # false when a country's price could not be read
 
 
 def _sum_prices(prices: Any) -> str | None:

@@ -25,21 +25,21 @@ if TYPE_CHECKING:
     import flask
 
     from shared.config import Settings
+    from shared.tenants import ApiCaller
 
 __all__ = ["admit_caller", "browser_access"]
 
 Handler = Callable[["flask.Request"], "flask.Response"]
 
 
-def admit_caller(request: flask.Request, settings: Settings, *, public_allowed: bool) -> bool:
-    """Let the caller in or raise 401/403; returns True when it presented a valid token."""
+def admit_caller(request: flask.Request, settings: Settings, *, public_allowed: bool) -> ApiCaller | None:
+    """Let the caller in or raise 401/403; returns the API caller, or None for a public caller."""
     if not (public_allowed and settings.verify_public) or bearer_token(request) is not None:
-        authorize_caller(request, settings)
-        return True
+        return authorize_caller(request, settings, "verify")
     origin = request.headers.get("Origin")
     if origin and origin not in settings.cors_origins and "*" not in settings.cors_origins:
         raise ForbiddenError("this origin is not in CORS_ORIGINS", code="origin_not_allowed")
-    return False
+    return None
 
 
 def browser_access(handler: Handler) -> Handler:

@@ -42,7 +42,7 @@ class FraudLimits:
     per_number: RateLimit
     per_ip: RateLimit
     per_prefix: RateLimit
-    per_country: RateLimit
+    per_country: RateLimit | None  # off by default: a count of starts lets one attacker lock a country out
     allowed_countries: tuple[str, ...] = ()
     prefix_drop_digits: int = 3
 
@@ -90,12 +90,14 @@ class FraudGuard:
                 phone,
                 ip,
             )
-        for scope, key, limit in (
+        scopes: list[tuple[str, str, RateLimit]] = [
             ("number", _digest(phone.e164), limits.per_number),
             ("ip", ip or "unknown", limits.per_ip),
             ("prefix", _digest(prefix_of(phone, limits.prefix_drop_digits)), limits.per_prefix),
-            ("country", phone.region.upper(), limits.per_country),
-        ):
+        ]
+        if limits.per_country is not None:
+            scopes.append(("country", phone.region.upper(), limits.per_country))
+        for scope, key, limit in scopes:
             decision = self.store.hit(f"{BUCKET_PREFIX}_{scope}", key, limit=limit.count, window=limit.window)
             if not decision.allowed:
                 self._refuse(

@@ -9,15 +9,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Settings
-from shared.errors import ValidationError
+from shared.errors import ConfigError, ValidationError
 from shared.phone import PhoneNumber, parse_phone
+from shared.text import refuse_unsafe_characters
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_CODE_LENGTH",
     "DEFAULT_CHANNELS",
     "LEGACY_WORKFLOWS",
     "CheckRequest",
@@ -56,6 +58,8 @@ LOCALES_LEGACY = frozenset(
     "fr-fr hi-in hu-hu id-id is-is it-it ja-jp ko-kr nb-no nl-nl pl-pl pt-br pt-pt ro-ro ru-ru sv-se th-th "
     "tr-tr vi-vn yue-cn zh-cn zh-tw".split()
 )
+# Vonage's own default is 4 digits (1 in 10,000 per guess); 6 digits make a guess 100 times harder.
+DEFAULT_CODE_LENGTH = 6
 _BRAND_FORBIDDEN = re.compile(r"[/{}:$]")  # Verify v2 refuses these (422)
 _CLIENT_REF = re.compile(rf"^[A-Za-z0-9]{{1,{CLIENT_REF_MAX}}}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -76,6 +80,7 @@ class StartRequest:
     email: str | None = None
     client_ip: str | None = None  # the end user's address, as told by a trusted (token) caller
     channel_timeout: int | None = None  # seconds before the next channel (legacy: next_event_wait)
+    captcha_token: str | None = field(default=None, repr=False)  # public mode: the human check's token
 
 
 @dataclass(frozen=True)
@@ -89,13 +94,26 @@ class CheckRequest:
         return f"CheckRequest(request_id={self.request_id!r}, code=[redacted])"
 
 
-def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
-    """Validate a verify-start body for the configured API (VERIFY_API)."""
+def parse_start(body: Mapping[str, Any], settings: Settings, *, trusted: bool = True) -> StartRequest:
+    """Validate a verify-start body for the configured API (VERIFY_API).
+
+    The brand is the server's (``VERIFY_BRAND``) whenever one is set and always for a public
+    (untrusted) caller: otherwise a stranger could make your number text "Your PayPal Call
+    0800... verification code is". A trusted (token) caller may name its own brand.
+    """
     legacy = settings.verify_api == "legacy"
     phone = parse_phone(body.get("number"), default_region=settings.default_region, field="number")
-    brand = _brand(body.get("brand"), legacy=legacy)
+    public = settings.verify_public and not trusted
+    if settings.verify_brand and (public or body.get("brand") is None):
+        brand = _brand(settings.verify_brand, legacy=legacy)
+    elif public:
+        raise ConfigError("VERIFY_BRAND is not set: public callers cannot choose the brand of the code message")
+    else:
+        brand = _brand(body.get("brand"), legacy=legacy)
     channels = _channels(body.get("channels"), legacy=legacy, settings=settings)
     code_length = _code_length(body.get("code_length"), legacy=legacy)
+    if code_length is None:
+        code_length = DEFAULT_CODE_LENGTH
     locale = _locale(body.get("locale"), legacy=legacy)
     client_ref = _optional_text(body, "client_ref", _CLIENT_REF, f"1 to {CLIENT_REF_MAX} letters or digits")
     channel_timeout = _channel_timeout(body.get("channel_timeout"))
@@ -114,6 +132,7 @@ def parse_start(body: Mapping[str, Any], settings: Settings) -> StartRequest:
         email=email,
         client_ip=_client_ip(body.get("client_ip")),
         channel_timeout=channel_timeout,
+        captcha_token=body.get("captcha_token") if isinstance(body.get("captcha_token"), str) else None,
     )
 
 
@@ -150,6 +169,7 @@ def _brand(value: Any, *, legacy: bool = False) -> str:
         raise ValidationError(f"brand must be at most {longest} characters", field="brand")
     if _BRAND_FORBIDDEN.search(brand):
         raise ValidationError("brand must not contain / { } : or $", field="brand")
+    refuse_unsafe_characters(value, "brand")  # the raw value: strip() would hide \x1c-\x1f
     return brand
 
 

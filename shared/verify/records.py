@@ -85,6 +85,7 @@ class VerificationRecord:
     reason: str | None = None
     client_ref: str | None = None
     events: tuple[dict[str, Any], ...] = field(default=())
+    tenant: str | None = None  # the API caller's tenant that started it (None: a public caller)
 
     # ---- construction ------------------------------------------------------
 
@@ -100,6 +101,7 @@ class VerificationRecord:
         ttl: float,
         now: float,
         client_ref: str | None = None,
+        tenant: str | None = None,
     ) -> VerificationRecord:
         """A new open record; ``phone`` is masked here and never kept in full."""
         return cls(
@@ -114,6 +116,7 @@ class VerificationRecord:
             expires_at=now + ttl,
             updated_at=now,
             client_ref=client_ref,
+            tenant=tenant,
         )
 
     @classmethod
@@ -138,6 +141,7 @@ class VerificationRecord:
             reason=doc.get("reason"),
             client_ref=doc.get("client_ref"),
             events=tuple(dict(e) for e in doc.get("events") or ()),
+            tenant=doc.get("tenant"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -157,6 +161,7 @@ class VerificationRecord:
             "reason": self.reason,
             "client_ref": self.client_ref,
             "events": [dict(e) for e in self.events],
+            **({"tenant": self.tenant} if self.tenant is not None else {}),
         }
 
     # ---- questions -----------------------------------------------------------

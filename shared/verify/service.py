@@ -32,7 +32,10 @@ from shared.errors import (
     VonageError,
 )
 from shared.log import get_logger
-from shared.verify.fraud import FraudGuard, FraudLimits
+from shared.budget import charge_verify_start
+from shared.tenants import ApiCaller, can_see
+from shared.verify.captcha import require_human
+from shared.verify.fraud import FraudGuard, FraudLimits, prefix_of
 from shared.verify.inputs import LEGACY_WORKFLOWS, StartRequest, parse_check, parse_request_id, parse_start
 from shared.verify.records import (
     RETENTION,
@@ -82,6 +85,7 @@ def start_verification(
     ip: str,
     trusted_caller: bool = False,
     clock: Clock | None = None,
+    caller: ApiCaller | None = None,
 ) -> dict[str, Any]:
     """Start (or reuse) a verification; returns ``{request_id, status: "pending", channels, ...}``.
 
@@ -91,11 +95,15 @@ def start_verification(
     or RateLimitedError (429) before Vonage is called, ConflictError (409) when the number
     has a verification in flight that is finished here, and VonageError for Vonage refusals.
     """
-    start = parse_start(body, settings)
+    start = parse_start(body, settings, trusted=trusted_caller)
     caller_ip = start.client_ip if (trusted_caller and start.client_ip) else ip
-    FraudGuard(store, FraudLimits.from_settings(settings)).check(start.phone, ip=caller_ip)
+    if settings.verify_public and not trusted_caller:
+        require_human(start.captcha_token, settings, ip=caller_ip)
+    limits = FraudLimits.from_settings(settings)
+    FraudGuard(store, limits).check(start.phone, ip=caller_ip)
     api = settings.verify_api
     now_fn = clock or store_clock(store)
+    charge_verify_start(store, settings, start.phone, prefix=prefix_of(start.phone, limits.prefix_drop_digits), clock=now_fn)
     reused = False
     check_url: str | None = None
     try:
@@ -115,6 +123,7 @@ def start_verification(
         ttl=settings.verify_ttl,
         now=now,
         client_ref=start.client_ref,
+        tenant=caller.name if caller is not None else None,
     )
     record = _reuse(store, fresh, settings, now) if reused else _save_new(store, fresh, settings, now)
     log.info(
@@ -202,8 +211,11 @@ def check_code(
     store: StateStore,
     vonage: VonageClient,
     clock: Clock | None = None,
+    caller: ApiCaller | None = None,
 ) -> dict[str, Any]:
     """Check a code; returns ``{request_id, status: "verified"}``.
+
+    A token ``caller`` checks only its tenant's verifications (another tenant's is 404).
 
     Raises (stable codes): 400 ``wrong_code`` with ``attempts_remaining``; 410
     ``too_many_attempts`` (the request is finished); 404 ``verification_not_found``; 410
@@ -215,8 +227,14 @@ def check_code(
     now = now_fn()
     reserved: list[bool] = []  # fn may run more than once: the last run is the one that committed
 
+    foreign: list[bool] = []
+
     def reserve(record: VerificationRecord) -> VerificationRecord | None:
         reserved.clear()
+        foreign.clear()
+        if not can_see(record.tenant, caller):
+            foreign.append(True)  # counts nothing: another tenant's verification is not there for us
+            return None
         status = record.status_at(now)
         if status.is_final:
             # Write a derived expiry down; anything else final stays as it is.
@@ -228,7 +246,7 @@ def check_code(
         return record.with_attempt(now=now)
 
     record = update_record(store, check.request_id, reserve)
-    if record is None:
+    if record is None or foreign:
         raise NotFoundError(
             "there is no verification with this request_id (it was never started here, or it is long gone)",
             code="verification_not_found",
@@ -323,6 +341,7 @@ def cancel_verification(
     store: StateStore,
     vonage: VonageClient,
     clock: Clock | None = None,
+    caller: ApiCaller | None = None,
 ) -> dict[str, Any]:
     """Cancel an in-flight verification; returns ``{request_id, status: "cancelled"}``.
 
@@ -335,7 +354,7 @@ def cancel_verification(
     now_fn = clock or store_clock(store)
     now = now_fn()
     record = load_record(store, request_id)
-    if record is None:
+    if record is None or not can_see(record.tenant, caller):
         raise NotFoundError("there is no verification with this request_id", code="verification_not_found")
     status = record.status_at(now)
     if status is VerificationStatus.CANCELLED:

@@ -82,6 +82,7 @@ _PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
 _LEGACY_COMMANDS = ("cancel", "trigger_next_event")
 # details["outcome"] of an error after which Vonage may have acted: callers must not resend.
 OUTCOME_UNKNOWN = "unknown"
+_PRICING_KINDS = ("sms", "sms-transit", "voice")
 
 T = TypeVar("T")
 
@@ -412,6 +413,43 @@ class VonageClient:
             data=form,
             headers=dict,
             handle=handle,
+        )
+
+    # ---- Account API (balance and prices) ---------------------------------------------------
+
+    def get_balance(self) -> dict[str, Any]:
+        """The account balance (``GET /account/get-balance``): ``{"value": 10.28, "autoReload": false}``.
+
+        Read-only, so it is retried like a connect failure. Raises VonageError subclasses.
+        """
+        return self._account("balance", "/account/get-balance")
+
+    def get_outbound_pricing(self, kind: str, country: str) -> dict[str, Any]:
+        """What sending to ``country`` costs (``GET /account/get-pricing/outbound/{kind}?country=XX``).
+
+        ``kind`` is ``sms``, ``sms-transit`` or ``voice``; the answer carries ``defaultPrice``,
+        ``currency`` and a price per network.
+        """
+        if kind not in _PRICING_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(_PRICING_KINDS)}")
+        from urllib.parse import quote
+
+        return self._account("pricing", f"/account/get-pricing/outbound/{kind}?country={quote(country.upper())}")
+
+    def _account(self, operation: str, path: str) -> dict[str, Any]:
+        api = vonage_errors.HTTP
+        self.settings.require_key_secret()
+
+        def handle(response: httpx.Response) -> dict[str, Any] | _Retry:
+            retry = self._retry_for_http(api, response)
+            if retry is not None:
+                return retry
+            return self._read_json(api, response, operation=operation)
+
+        # Basic auth keeps the secret out of the URL (and so out of every proxy's access log).
+        return self._call(
+            api, operation, "GET", f"{self.settings.rest_base_url}{path}",
+            headers=self._basic_headers, handle=handle, replay_safe=True,
         )
 
     # ---- plumbing --------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import pytest
 
 from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, make_fake_gcloud
 
-ALL = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status")
+ALL = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status", "balance")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next")
-TTL = ("events_outbox", "events_processed", "idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
+TTL = ("budgets", "events_outbox", "events_processed", "idempotency", "inbound_parts", "parked_receipts", "ratelimits",
+       "verifications", "webhook_events")
 
 
 def deployed(fn: str) -> str:
@@ -160,6 +161,12 @@ def test_every_function_uses_firestore_in_its_project(full_run, fn):
     assert env["STATE_BACKEND"] == "firestore"
     assert env["GOOGLE_CLOUD_PROJECT"] == "p1"
     assert "FIRESTORE_COLLECTION_PREFIX" not in env
+
+
+@pytest.mark.parametrize("fn", ALL)
+def test_every_function_trusts_the_one_hop_of_googles_front_end(full_run, fn):
+    # The app ignores X-Forwarded-For unless told how many proxies append to it (issue 15).
+    assert env_vars(full_run.deploys()[deployed(fn)])["TRUSTED_PROXY_HOPS"] == "1"
 
 
 @pytest.mark.parametrize("fn", WEBHOOKS)
@@ -425,6 +432,24 @@ def test_dry_run_prints_exactly_the_commands_a_real_run_issues(fake_gcloud):
     real_commands = [call for call in real.calls if call[:2] not in (["auth", "list"], ["config", "get-value"])]
     assert dry_commands == real_commands
     assert dry.calls == []
+
+
+def test_balance_schedule_creates_a_scheduler_job_with_the_first_token_never_printed(fake_gcloud):
+    args = ("--project", "p1", "--functions", "balance", "--skip-setup", "--private", "--balance-schedule", "0 * * * *")
+    dry = fake_gcloud.run(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    printed = [argv for argv in dry.printed if argv[:4] == ["gcloud", "scheduler", "jobs", "create"]]
+    assert len(printed) == 1
+    assert flag_value(printed[0], "--schedule") == "0 * * * *"
+    assert flag_value(printed[0], "--headers") == "Authorization=Bearer <the first token in api-tokens>"
+    real = fake_gcloud.run(*args, env={"FAKE_SECRET_API_TOKENS": "tok-first-123,tok-second-456"})
+    assert real.returncode == 0, real.stderr
+    [job] = real.gcloud_calls("scheduler", "jobs", "create")
+    assert flag_value(job, "--headers") == "Authorization=Bearer tok-first-123"
+    assert flag_value(job, "--uri") == "https://vonage-balance-abc123-uc.a.run.app"
+    assert "tok-first-123" not in real.stdout + real.stderr
+    # balance takes a bearer API token, so it stays reachable even with --private
+    assert "--allow-unauthenticated" in real.deploys()["vonage-balance"]
 
 
 def test_printed_commands_can_be_pasted_into_a_shell(fake_gcloud, tmp_path):

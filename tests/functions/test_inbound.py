@@ -72,6 +72,15 @@ def test_sms_inbound_signed_with_every_method_in_every_format(webhook_env, webho
     assert "sig" not in json.loads(record["raw"])
 
 
+def test_a_signed_sms_json_webhook_keeps_only_the_fields_its_signature_covers(webhook_client, store):
+    # Regression (issue 15): nested fields are not part of the sig, yet they were stored.
+    params = sms_inbound("hello", message_id="ID-NESTED")
+    response = webhook_client.sms("/inbound", params, tamper=lambda f: f.update({"extra": {"evil": "<script>"}}))
+    assert response.status_code == 200, response.text
+    raw = json.loads(store.get(INBOUND, "ID-NESTED")["raw"])
+    assert "extra" not in raw and raw["text"] == "hello"
+
+
 @pytest.mark.parametrize(
     ("channel", "message_type", "extra"),
     [

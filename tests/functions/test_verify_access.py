@@ -23,6 +23,8 @@ def http(verify_env, verify_http, fake_vonage, monkeypatch):
 
 
 def public(verify_env, **env):
+    # Public mode refuses to start without the countries it serves and a server-side brand.
+    env = {"VERIFY_ALLOWED_COUNTRIES": "GB", "VERIFY_BRAND": "Acme", **env}
     verify_env(VERIFY_PUBLIC="true", CORS_ORIGINS=ORIGIN, **env)
 
 

@@ -381,6 +381,7 @@ TRIGGERS: dict[tuple[str, int], Callable[[_Errors, str], httpx.Response]] = {
     ("POST /send", 402): lambda e, l: (e.no_credit(), e.valid(l))[1],
     ("POST /send", 409): _send_in_progress,
     ("POST /send", 422): lambda e, l: e.call(l, json_body={"to": "not a number", "text": "x"}),
+    ("POST /send", 429): lambda e, l: (e.stack.configure(SEND_BUDGET_PER_TOKEN="1/86400"), e.valid(l), e.valid(l))[2],
     ("POST /send", 502): lambda e, l: (e.no_credit("0.0333"), e.call(l, json_body={"to": GB_MOBILE, "api": "sms", "text": "x" * 200}))[1],
     ("POST /send", 504): lambda e, l: (e.vonage_times_out("messages"), e.valid(l))[1],
     ("GET /send/{id}", 404): lambda e, l: e.call(l),
@@ -392,7 +393,8 @@ TRIGGERS: dict[tuple[str, int], Callable[[_Errors, str], httpx.Response]] = {
     ("POST /verify-start", 502): lambda e, l: (e.fake_vonage(418), e.valid(l))[1],
     ("POST /verify-start", 504): lambda e, l: (e.vonage_times_out("verify"), e.valid(l))[1],
     ("POST /verify-check", 400): lambda e, l: _wrong_code(e, l, 1),
-    ("POST /verify-check", 403): lambda e, l: (e.stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example"),
+    ("POST /verify-check", 403): lambda e, l: (e.stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example",
+                                                                 VERIFY_ALLOWED_COUNTRIES="GB", VERIFY_BRAND="Acme"),
                                                e.valid(l, auth=False, headers={"Origin": "https://evil.example"}))[1],
     ("POST /verify-check", 404): lambda e, l: e.valid(l),
     ("POST /verify-check", 409): _checked_twice,
@@ -403,6 +405,9 @@ TRIGGERS: dict[tuple[str, int], Callable[[_Errors, str], httpx.Response]] = {
     ("POST /verify-next", 403): lambda e, l: (e.stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example"),
                                               e.valid(l, auth=False, headers={"Origin": "https://evil.example"}))[1],
     ("GET /inbound", 422): lambda e, l: e.call(l, params={"limit": "0"}),
+    ("GET /balance", 403): lambda e, l: (e.stack.configure(API_TOKENS=f"mailer:{HARDENING_API_TOKEN}:send"), e.valid(l))[1],
+    ("GET /balance", 502): lambda e, l: (e.fake_vonage(418), e.valid(l))[1],
+    ("GET /balance", 503): lambda e, l: (e.fake_vonage(503), e.valid(l))[1],
     ("POST /status", 422): lambda e, l: e.call(l, json_body=_STATUS_VERIFY_BAD),
 }
 for _label in _CANCELS:

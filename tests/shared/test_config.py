@@ -28,6 +28,7 @@ def test_values_are_parsed_and_normalised():
             "VERIFY_ALLOWED_COUNTRIES": "gb,us",
             "VERIFY_LIMIT_PER_NUMBER": "5/3600",
             "VERIFY_PUBLIC": "yes",
+            "VERIFY_BRAND": "Acme",
             "VONAGE_MAX_RPS": "12.5",
         }
     )

@@ -123,6 +123,30 @@ def test_client_ip_trusts_only_the_configured_proxy_hops():
         assert client_ip(flask.request, 0) == "10.0.0.1"
 
 
+def test_client_ip_ignores_forwarded_for_by_default():
+    # Regression (issue 15): one trusted hop was the default, so with nothing in front of the
+    # app a caller wrote a new last entry per request and the per-IP limit never fired.
+    with app.test_request_context(headers={"X-Forwarded-For": "198.51.100.9"}, environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        assert client_ip(flask.request) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "peer", "expected"),
+    [
+        ("6.6.6.6, 203.0.113.7", "10.0.0.1", "203.0.113.7"),  # our proxy appended the caller
+        ("6.6.6.6, 203.0.113.7, 10.0.0.2", "10.0.0.1", "203.0.113.7"),  # two of our proxies
+        ("6.6.6.6, 203.0.113.7", "198.51.100.1", "198.51.100.1"),  # peer is not ours: header ignored
+        ("10.0.0.3", "10.0.0.1", "10.0.0.3"),  # every hop ours: the left-most
+        ("evil, 10.0.0.2", "10.0.0.1", "evil"),  # garbage is never a proxy of ours
+        ("", "10.0.0.1", "10.0.0.1"),
+    ],
+)
+def test_client_ip_walks_back_through_trusted_proxies_only(forwarded, peer, expected):
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    with app.test_request_context(headers=headers, environ_base={"REMOTE_ADDR": peer}):
+        assert client_ip(flask.request, 0, ("10.0.0.0/8",)) == expected
+
+
 def test_path_id_reads_the_last_segment_or_the_query():
     with app.test_request_context("/msg_123"):
         assert path_id(flask.request) == "msg_123"
