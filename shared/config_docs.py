@@ -50,14 +50,14 @@ VARIABLES: dict[str, VariableDoc] = {
     "VONAGE_SIGNATURE_METHOD": VariableDoc(_V, "The dashboard's SMS signature method: `md5hash`, `md5`, `sha1`, `sha256` or `sha512` (JWTs are always HS256).", "signature_method"),
     "VONAGE_API_BASE_URL": VariableDoc(_V, "Base URL of the Messages and Verify v2 APIs (the local sandbox, a regional host).", "api_base_url"),
     "VONAGE_REST_BASE_URL": VariableDoc(_V, "Base URL of the SMS and legacy Verify APIs.", "rest_base_url"),
-    "VONAGE_TIMEOUT_SECONDS": VariableDoc(_V, "Read timeout of every Vonage call (at least 0.1). A send that times out has an unknown outcome and is never retried.", "vonage_timeout"),
-    "VONAGE_MAX_RETRIES": VariableDoc(_V, "Retries of a Vonage call that Vonage asks to repeat or that never reached it (throttling, a connection that never opened; the exact list is in `shared/vonage/client.py`), with bounded exponential backoff and jitter. A request whose outcome is unknown (a read timeout) is never replayed.", "vonage_max_retries"),
+    "VONAGE_TIMEOUT_SECONDS": VariableDoc(_V, "Read timeout of every Vonage call (at least 0.1). A call that times out has an unknown outcome and is never retried.", "vonage_timeout"),
+    "VONAGE_MAX_RETRIES": VariableDoc(_V, "Retries of a Vonage call that Vonage asks to repeat or that never reached it (throttling, a connection that never opened; the exact list is in `shared/vonage/client.py`), with bounded exponential backoff and jitter. A request whose outcome is unknown (a read timeout, a dropped connection, any 5xx answer) is never replayed: Vonage takes no idempotency key, so a replay could be billed twice.", "vonage_max_retries"),
     # Callers
     "API_TOKENS": VariableDoc(_C, "Comma-separated bearer tokens callers of `send`, `verify-*` and the inbound listing present; several so one can be rotated. Unset: those functions refuse every call (`500 misconfigured`). Secret.", "api_tokens", "– (required by send and verify)"),
     "CORS_ORIGINS": VariableDoc(_C, "Comma-separated origins a browser may call `verify-start`/`verify-check` from when `VERIFY_PUBLIC=true`.", "cors_origins"),
     "TRUSTED_PROXY_HOPS": VariableDoc(_C, "How many proxies append to `X-Forwarded-For` (1 for Google's front end): the client IP for the per-IP verify limit.", "trusted_proxy_hops"),
     # State store
-    "STATE_BACKEND": VariableDoc(_S, "`firestore` or `sqlite`. Unset: `firestore` when `FIRESTORE_EMULATOR_HOST` is set or on Google Cloud (`K_SERVICE`) with a project, else `sqlite`. The choice and why is logged at start.", None, "chosen (see meaning)"),
+    "STATE_BACKEND": VariableDoc(_S, "`firestore`, `postgres` or `sqlite`. Unset: `firestore` when `FIRESTORE_EMULATOR_HOST` is set or on Google Cloud (`K_SERVICE`) with a project, else `postgres` when `DATABASE_URL` is set, else `sqlite`. The choice and why is logged at start.", None, "chosen (see meaning)"),
     "STATE_SQLITE_PATH": VariableDoc(_S, "The embedded SQLite store's file (one process, persistent disk).", "sqlite_path"),
     "GOOGLE_CLOUD_PROJECT": VariableDoc(_S, "The Google Cloud project of the Firestore database.", "google_cloud_project"),
     "GCLOUD_PROJECT": VariableDoc(_S, "Older name of `GOOGLE_CLOUD_PROJECT`, read when that is unset.", None, "–"),
@@ -69,6 +69,7 @@ VARIABLES: dict[str, VariableDoc] = {
     # Sending
     "VONAGE_MAX_RPS": VariableDoc(_SEND, "Requests per second one instance sends to Vonage (Vonage's default per API key is 30). Several instances: divide the account's rate.", "max_rps"),
     "SEND_MAX_SEGMENTS": VariableDoc(_SEND, "Default `max_segments`: an SMS text needing more parts is refused (`422 too_many_segments`).", "max_segments"),
+    "SEND_ALLOW_CONTROL_CHARACTERS": VariableDoc(_SEND, "`true` lets control and bidirectional-override characters through in message texts (newlines and tabs always pass); `false` refuses them with `422` (see money-safety.md).", "send_allow_control_characters"),
     "BULK_MAX_RECIPIENTS": VariableDoc(_SEND, "The longest `to` list of a bulk send.", "bulk_max_recipients"),
     "IDEMPOTENCY_TTL_SECONDS": VariableDoc(_SEND, "How long a result replays and a key stays bound to its request.", "idempotency_ttl"),
     "IDEMPOTENCY_IN_PROGRESS_SECONDS": VariableDoc(_SEND, "How long an unfinished or unknown-outcome attempt holds its key.", "idempotency_in_progress_ttl"),

@@ -96,10 +96,7 @@ class SQLiteStateStore(StateStore):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the SQLite store: {type(exc).__name__}") from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode
-            conn.executescript(_SCHEMA)
+            _prepare(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the SQLite store: {type(exc).__name__}") from exc
@@ -242,3 +239,24 @@ def _dumps(data: dict[str, Any]) -> str:
 def _json_path(field_name: str) -> str:
     # Quoted label: a top-level field literally named "a.b" or "x[0]" stays one field.
     return f'$."{field_name}"'
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Pragmas and schema on a new connection.
+
+    Switching a fresh file to WAL takes an exclusive lock and SQLite answers "database is
+    locked" at once, without its busy handler, when another process is doing the same (several
+    gunicorn workers starting together): retry that step until BUSY_TIMEOUT.
+    """
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+    conn.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode
+    conn.executescript(_SCHEMA)

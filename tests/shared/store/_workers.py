@@ -31,7 +31,7 @@ def race_create(target: str, barrier: Any, worker: int) -> None:
 
     store = open_target(target)
     store.ping()  # open the connection before the start line, so the race is on the INSERT
-    barrier.wait(timeout=30)
+    barrier.wait(timeout=120)  # generous: spawning six interpreters on a loaded 2-core machine is slow
     try:
         store.create("race", "same-key", {"worker": worker})
     except RecordExistsError:
@@ -43,7 +43,7 @@ def race_increment(target: str, barrier: Any, times: int) -> None:
     """Increment one shared counter ``times`` times."""
     store = open_target(target)
     store.ping()
-    barrier.wait(timeout=30)
+    barrier.wait(timeout=120)  # generous: spawning six interpreters on a loaded 2-core machine is slow
     for _ in range(times):
         store.update("race", "counter", lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
 
@@ -60,6 +60,6 @@ def race_migrate(target: str, barrier: Any, result_dir: str, worker: int) -> Non
     from shared.store.postgres import migrate
 
     with psycopg.connect(target, autocommit=True) as conn:
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=120)  # generous: spawning six interpreters on a loaded 2-core machine is slow
         applied = migrate(conn)
     pathlib.Path(result_dir, str(worker)).write_text("\n".join(applied), encoding="utf-8")
