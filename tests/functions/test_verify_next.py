@@ -80,7 +80,7 @@ def test_next_needs_a_token_unless_public_like_verify_check(verify_stack):
     request_id = start(verify_stack)["request_id"]
     assert error_of(verify_stack.http.next({"request_id": request_id}, token=None))[0] == 401
     assert error_of(verify_stack.http.next({"request_id": request_id}, token="wrong-token-0123456789"))[0] == 401
-    verify_stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example")
+    verify_stack.configure(VERIFY_PUBLIC="true", CORS_ORIGINS="https://shop.example", VERIFY_ALLOWED_COUNTRIES="GB", VERIFY_BRAND="Acme")
     refused = verify_stack.http.next({"request_id": request_id}, token=None, headers={"Origin": "https://evil.example"})
     assert error_of(refused) == (403, "origin_not_allowed")
     allowed = verify_stack.http.next({"request_id": request_id}, token=None, headers={"Origin": "https://shop.example"})
