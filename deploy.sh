@@ -42,7 +42,7 @@ WEBHOOK_SECRETS=(WEBHOOK_TOKEN)  # inbound, status: optional shared token in the
 # each with its trigger: a push subscription (ordering per conversation, retry policy,
 # dead-letter topic) to the consumer, authenticated with an OIDC token. An Eventarc
 # --trigger-topic cannot enable message ordering, so the subscription is ours.
-EVENT_TOPICS=(message-inbound message-status verify-completed optout batch-completed)
+EVENT_TOPICS=(message-inbound message-status verify-completed optout batch-completed account-balance-low)
 CONSUMERS=(on_inbound)
 consumer_topic() {  # the topic (suffix) a consumer subscribes to
   case "$1" in
@@ -169,7 +169,8 @@ Options:
   --events PREFIX         publish every webhook outcome as a CloudEvent on Pub/Sub
                           (docs/events.md): creates the topics PREFIX-message-inbound,
                           PREFIX-message-status, PREFIX-verify-completed, PREFIX-optout,
-                          PREFIX-batch-completed and PREFIX-dead-letter (kept 7 days by
+                          PREFIX-batch-completed, PREFIX-account-balance-low and
+                          PREFIX-dead-letter (kept 7 days by
                           the subscription PREFIX-dead-letter-hold), sets
                           PUBSUB_TOPIC_PREFIX=PREFIX on every function (so the inbound
                           webhook answers at once and the reply goes out from the bus),

@@ -54,10 +54,19 @@ _last_alert: list[float] = []
 _prices: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 
-def alert_low_balance(balance: Decimal, *, threshold: Decimal, source: str) -> dict[str, Any]:
-    """Log the low-balance alert at severity ALERT; return its fields (the event's data)."""
+def alert_low_balance(
+    balance: Decimal, *, threshold: Decimal, source: str, clock: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    """Log the low-balance alert at severity ALERT and emit ``com.vonage.account.balance_low.v1``
+    (at most one an hour; a bus that is down never fails the caller). Returns the event's data."""
+    from shared.events.emit import emit_balance_low
+
     data = {"balance": format(balance, "f"), "threshold": format(threshold, "f"), "currency": CURRENCY, "source": source}
     log.log(ALERT, "Vonage balance is below BALANCE_ALERT_THRESHOLD: top up the account", extra=data)
+    try:
+        emit_balance_low(data, at=clock())
+    except ServiceError:  # the store is down: the ALERT line above still pages through Cloud Logging
+        log.warning("balance_low event not recorded (store unavailable)")
     return data
 
 
@@ -93,7 +102,7 @@ def note_remaining_balance(remaining: str | None, settings: Settings, *, clock: 
         if _last_alert and now - _last_alert[-1] < ALERT_REPEAT_SECONDS:
             return
         _last_alert[:] = [now]
-    alert_low_balance(balance, threshold=threshold, source="sms-answer")
+    alert_low_balance(balance, threshold=threshold, source="sms-answer", clock=clock)
 
 
 def estimate_prices(

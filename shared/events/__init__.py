@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError
 from shared.events.base import (
+    BALANCE_LOW,
     BATCH_COMPLETED,
     EVENT_TYPES,
     INBOUND,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
 
 __all__ = [
+    "BALANCE_LOW",
     "BATCH_COMPLETED",
     "EVENT_TYPES",
     "INBOUND",

@@ -29,6 +29,7 @@ from shared.errors import ServiceError
 from shared.log import FORBIDDEN_FIELDS
 
 __all__ = [
+    "BALANCE_LOW",
     "BATCH_COMPLETED",
     "EVENT_SOURCE",
     "EVENT_TYPES",
@@ -51,7 +52,8 @@ STATUS = "com.vonage.message.status.v1"
 VERIFY_COMPLETED = "com.vonage.verify.completed.v1"
 OPTOUT = "com.vonage.optout.v1"
 BATCH_COMPLETED = "com.vonage.batch.completed.v1"
-EVENT_TYPES = (INBOUND, STATUS, VERIFY_COMPLETED, OPTOUT, BATCH_COMPLETED)
+BALANCE_LOW = "com.vonage.account.balance_low.v1"
+EVENT_TYPES = (INBOUND, STATUS, VERIFY_COMPLETED, OPTOUT, BATCH_COMPLETED, BALANCE_LOW)
 EVENT_SOURCE = "//vonage-functions"
 
 # A fixed namespace: the same dedupe key gives the same event id in every process, forever.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.events.base import (
+    BALANCE_LOW,
     BATCH_COMPLETED,
     INBOUND,
     OPTOUT,
@@ -128,3 +129,9 @@ def verify_completed_event(key: str, payload: Mapping[str, Any], *, at: float | 
 def batch_completed_event(batch_id: str, summary: Mapping[str, Any], *, at: float | None = None) -> dict[str, Any]:
     """``com.vonage.batch.completed.v1`` for a finished send batch; ``summary`` e.g. counts per status."""
     return build_event(BATCH_COMPLETED, key=f"batch:{batch_id}", data={"batch_id": batch_id, **dict(summary)}, subject=batch_id, at=at)
+
+
+def balance_low_event(data: Mapping[str, Any], *, at: float) -> dict[str, Any]:
+    """``com.vonage.account.balance_low.v1``; its id is stable within the hour of ``at`` (one page an hour)."""
+    hour = int(at // 3600)
+    return build_event(BALANCE_LOW, key=f"balance_low:{hour}", data=dict(data), subject="account", at=at)

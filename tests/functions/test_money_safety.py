@@ -305,6 +305,12 @@ def test_the_balance_function_reads_the_balance_and_alerts_below_the_threshold(s
     assert low.status_code == 200 and low.get_json()["below_threshold"] is True
     [alert] = alerts(caplog)
     assert (alert.balance, alert.threshold, alert.source) == ("3.5", "5.0", "get-balance")
+    # ... and the alert is an event too (com.vonage.account.balance_low.v1, recorded in the outbox).
+    from shared.events.outbox import OUTBOX_COLLECTION, OUTBOX_FIELD
+
+    [event] = [e for doc in send_stack.store.query(OUTBOX_COLLECTION, limit=50) for e in doc[OUTBOX_FIELD]
+               if e["type"] == "com.vonage.account.balance_low.v1"]
+    assert event["data"]["balance"] == "3.5"
 
 
 def test_the_remaining_balance_of_sms_answers_is_kept_and_alerts(send_stack, balance_http, caplog):

@@ -319,7 +319,7 @@ def test_bad_events_settings_are_named():
 def test_emit_batch_completed_never_fails_the_send_path_and_the_sweep_publishes_later(store):
     import time
 
-    from shared.events.batch import emit_batch_completed
+    from shared.events.emit import emit_batch_completed
 
     bus = RecordingBus()
     bus.fail = 1
@@ -375,3 +375,17 @@ def test_pubsub_without_a_project_or_topic_is_a_config_error():
         open_bus(Settings.from_env({"EVENTS_BACKEND": "pubsub", "GOOGLE_CLOUD_PROJECT": "p"}))
     bus = open_bus(Settings.from_env({"PUBSUB_TOPIC_PREFIX": "vf", "GOOGLE_CLOUD_PROJECT": "p"}))
     assert bus.name == "pubsub" and bus.topic_for(bus.envelope(build_event(STATUS, key="k", data={}))) == "vf-message-status"
+
+
+def test_a_low_balance_is_one_event_an_hour_and_carries_no_secret(store):
+    from shared.events import BALANCE_LOW
+    from shared.events.emit import emit_balance_low
+
+    bus = RecordingBus()
+    data = {"balance": "3.5", "threshold": "5.0", "currency": "EUR", "source": "get-balance"}
+    hour = 1_800_000_000 // 3600 * 3600
+    assert emit_balance_low(data, at=hour + 10, store=store, bus=bus, ttl=3600) is True
+    assert emit_balance_low(data, at=hour + 3599, store=store, bus=bus, ttl=3600) is False  # same hour: one page
+    assert emit_balance_low(data, at=hour + 3600, store=store, bus=bus, ttl=3600) is True  # the next hour pages again
+    assert [e["type"] for e in bus.published] == [BALANCE_LOW, BALANCE_LOW]
+    assert bus.published[0]["data"] == data and bus.published[0]["id"] != bus.published[1]["id"]
