@@ -1,6 +1,6 @@
 """Chaos: the whole loop at scale through every fault the sandbox and the store can inject.
 
-One run (issue 9): 2,000 messages sent through ``POST /send`` (bulk lists and single sends,
+One run (issue 9, full volume): 2,000 messages sent through ``POST /send`` (bulk lists and single sends,
 SMS API and Messages API, one- and multi-part SMS), their receipts delivered with 30 %
 duplicates and reordering, 10 % 5xx answers from Vonage and 5 % of store calls failing, plus
 1,000 inbound messages (a quarter multipart, out of order; a third duplicated) answered by the
@@ -13,7 +13,9 @@ Idempotency-Key. Afterwards:
 - every inbound message got exactly one reply;
 - no webhook was given up by Vonage's retries (every one ended 2xx).
 
-``HARDENING_PROFILE=long`` runs five times the volume.
+The default run sends a quarter of that volume (500 messages, 250 inbound): every fault
+threshold below still holds with a wide margin. ``HARDENING_PROFILE=long`` runs five times the
+full volume.
 """
 
 from __future__ import annotations
