@@ -217,3 +217,22 @@ def test_the_jwt_signature_and_payload_hash_are_compared_with_compare_digest(rec
     signature = base64_of(token.rpartition(".")[2])
     digest = hashlib.sha256(body).hexdigest().encode()
     assert recorder.calls == [(signature, signature), (digest, digest)]
+
+
+# ---- the default freshness window ---------------------------------------------------------------
+
+
+def test_the_default_window_is_five_minutes_either_way():
+    signed = sign_sms_params({"msisdn": "447700900001", "text": "hi"}, secret=SECRET, method="sha256", now=1000)
+    verify_sms_signature(signed, secret=SECRET, method="sha256", now=1300)  # exactly 300 s old: fresh
+    verify_sms_signature(signed, secret=SECRET, method="sha256", now=700)  # 300 s in the future: fresh
+    for now in (1301, 699):
+        with pytest.raises(SignatureError) as info:
+            verify_sms_signature(signed, secret=SECRET, method="sha256", now=now)
+        assert info.value.reason == "stale" and "(limit 300 s)" in info.value.message
+    body = b"{}"
+    token = sign_webhook_jwt(body, secret=SECRET, now=1000)
+    assert verify_webhook_jwt(body, f"Bearer {token}", secret=SECRET, now=1300)["iat"] == 1000
+    with pytest.raises(SignatureError) as info:
+        verify_webhook_jwt(body, f"Bearer {token}", secret=SECRET, now=1301)
+    assert info.value.reason == "stale"
