@@ -52,6 +52,7 @@ def test_seven_digits_without_a_region_are_not_read_as_a_wire_form():
         ("+44795", "+44*95"),
         ("+354 5551234", "+354*****34"),  # a three-digit country code stays whole
         ("+1 (415) 555-0100", "+1********00"),  # formatting is ignored
+        ("+99912345678", "+9********78"),  # no country code matches: one digit is kept
     ],
 )
 def test_masking_thresholds(raw, masked):

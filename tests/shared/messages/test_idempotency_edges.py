@@ -83,6 +83,8 @@ def test_mark_unknown_never_turns_a_completed_key_back(store, clock):
 def test_a_released_key_keeps_its_fingerprint_and_the_finished_ttl(store, clock):
     first = _claim(store, clock)
     idem.release(store, first, ttl=TTL, clock=clock)
+    doc = store.get(idem.IDEMPOTENCY, first.key)
+    assert doc["status"] == "released" and doc["expires_at"] == clock() + TTL and doc["started_at"] == clock()
     # a different request under the released key is still refused
     with pytest.raises(idem.IdempotencyKeyReusedError):
         _claim(store, clock, fingerprint="fp-2")
@@ -96,7 +98,10 @@ def test_a_released_key_keeps_its_fingerprint_and_the_finished_ttl(store, clock)
 
 def test_a_completed_key_lives_the_finished_ttl(store, clock):
     first = _claim(store, clock)
+    clock.advance(5)
     idem.complete(store, first, {"id": "msg_1"}, ttl=TTL, clock=clock)
+    doc = store.get(idem.IDEMPOTENCY, first.key)
+    assert doc["expires_at"] == clock() + TTL and doc["started_at"] == clock() - 5
     clock.advance(TTL - 1)
     assert _claim(store, clock).result == {"id": "msg_1"}
     clock.advance(2)
