@@ -53,7 +53,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/shared/vonage/test_signature_edges.py",
         "tests/shared/vonage/test_auth.py",
     ],
-    "shared/webhooks/auth.py": ["tests/shared/webhooks/test_auth.py"],
+    "shared/webhooks/auth.py": ["tests/shared/webhooks/test_auth.py", "tests/shared/webhooks/test_auth_edges.py"],
     "shared/webhooks/dedupe.py": [
         "tests/shared/webhooks/test_dedupe_window.py",
         "tests/shared/webhooks/test_inbound_flow.py",

@@ -167,5 +167,10 @@ def test_an_unknown_outcome_blocks_for_the_whole_remaining_hold_and_says_so(stor
     assert "45 more seconds" in info.value.message
     # and it is still in progress (never released silently) until the hold ends
     assert store.get(idem.IDEMPOTENCY, first.key)["status"] == "in_progress"
-    clock.advance(46)
+    # near the end of the hold a retry is still asked to wait at least a second
+    clock.advance(44.5)
+    with pytest.raises(idem.IdempotencyInProgressError) as info:
+        _claim(store, clock, hold=60)
+    assert info.value.retry_after == 1.0 and "1 more seconds" in info.value.message
+    clock.advance(1)
     assert _claim(store, clock, hold=60).acquired
