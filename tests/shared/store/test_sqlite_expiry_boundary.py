@@ -64,11 +64,12 @@ def test_the_purge_deletes_rows_expiring_at_that_instant_and_keeps_later_ones(cl
         assert [key for (key,) in rows] == ["later", "trigger"]
 
 
-def test_the_purge_runs_at_most_once_per_interval(clock):
+def test_the_purge_runs_at_most_once_a_minute(clock):
+    assert sqlite_module.PURGE_INTERVAL == 60.0
     with SQLiteStateStore(clock=clock) as store:
-        store.create("things", "t0", {"n": 0})  # first write: purge now, next in PURGE_INTERVAL
+        store.create("things", "t0", {"n": 0})  # first write: purge now, next in a minute
         store.create("things", "short", {"n": 1}, ttl=1)
-        clock.advance(sqlite_module.PURGE_INTERVAL - 1)
+        clock.advance(59)
         store.create("things", "t1", {"n": 2})  # within the interval: no purge, the row stays
         count = store._connection().execute("SELECT count(*) FROM documents WHERE key = 'short'").fetchone()[0]
         assert count == 1
@@ -76,3 +77,13 @@ def test_the_purge_runs_at_most_once_per_interval(clock):
         store.create("things", "t2", {"n": 3})  # the interval has passed: purged
         count = store._connection().execute("SELECT count(*) FROM documents WHERE key = 'short'").fetchone()[0]
         assert count == 0
+
+
+def test_a_file_uri_path_is_opened_as_a_uri(tmp_path, clock):
+    # "file:" paths are SQLite URIs (e.g. mode=ro, or a shared in-memory database), not file names
+    target = tmp_path / "via-uri.sqlite3"
+    with SQLiteStateStore(f"file:{target}?mode=rwc", clock=clock) as store:
+        store.create("things", "a", {"n": 1})
+        assert store.get("things", "a") == {"n": 1}
+    assert target.exists()
+    assert not any(p.name.startswith("file:") for p in tmp_path.iterdir())
