@@ -63,8 +63,8 @@ TARGETS: dict[str, list[str]] = {
         "tests/shared/messages/test_send_idempotency.py",
         "tests/shared/messages/test_idempotency_edges.py",
     ],
-    "shared/messages/encoding.py": ["tests/shared/messages/test_send_encoding.py"],
-    "shared/verify/fraud.py": ["tests/shared/verify/test_fraud.py"],
+    "shared/messages/encoding.py": ["tests/shared/messages/test_send_encoding.py", "tests/shared/messages/test_encoding_edges.py"],
+    "shared/verify/fraud.py": ["tests/shared/verify/test_fraud.py", "tests/shared/verify/test_fraud_edges.py"],
     "shared/store/sqlite.py": [
         "tests/shared/store/test_sqlite.py",
         "tests/shared/store/test_contract.py",
