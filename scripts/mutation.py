@@ -343,11 +343,13 @@ def render(results: dict[str, list[dict[str, str]]], max_per_module: int, seed: 
         lines.append(f"| `{module}` | {total} | {len(rows)} | {killed} | {len(survived)} | {rate} |")
     overall = f"{100 * all_killed / all_run:.1f} %" if all_run else "-"
     lines += [f"| **all** | | **{all_run}** | **{all_killed}** | **{all_run - all_killed}** | **{overall}** |", ""]
-    lines += ["## Survivors", "", "Each with its verdict (`scripts/mutation_verdicts.json`, keyed by module, code and mutant).", ""]
+    lines += ["## Survivors", "", "Each with its verdict (`scripts/mutation_verdicts.json`, keyed by module, code and mutant,",
+              "optionally `@L<line>`).", ""]
     if not survivors:
         lines.append("None.")
     for module, row in survivors:
-        verdict = verdicts.get(row["key"], "NOT YET JUDGED")
+        # A verdict may name the line ("<key> @L<line>") where the same change occurs twice.
+        verdict = verdicts.get(f"{row['key']} @L{row['line']}") or verdicts.get(row["key"], "NOT YET JUDGED")
         lines.append(f"- `{module}` line {row['line']}: `{_code(row['original'])}` → `{_code(row['replacement'])}`: {verdict}")
     if errors:
         lines += ["", "## Mutants whose test run errored (counted as not killed)", ""]
