@@ -18,3 +18,10 @@ def test_the_ucs2_report_lists_at_most_twenty_characters_but_counts_all():
     assert len(analysis.unicode_characters) == 20
     assert analysis.unicode_character_count == 21
     assert [c["position"] for c in analysis.unicode_characters] == list(range(20))
+
+
+def test_a_gsm7_text_reports_no_unicode_character():
+    analysis = analyze_text("Hello {world}")
+    assert analysis.encoding == "GSM-7" and not analysis.is_unicode
+    assert analysis.unicode_character_count == 0 and analysis.unicode_characters == ()
+    assert "unicode_characters" not in analysis.to_dict()
