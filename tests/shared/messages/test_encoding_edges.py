@@ -25,3 +25,8 @@ def test_a_gsm7_text_reports_no_unicode_character():
     assert analysis.encoding == "GSM-7" and not analysis.is_unicode
     assert analysis.unicode_character_count == 0 and analysis.unicode_characters == ()
     assert "unicode_characters" not in analysis.to_dict()
+
+
+def test_an_empty_text_needs_no_part():
+    assert analyze_text("").segments == 0
+    assert analyze_text("a").segments == 1

@@ -87,3 +87,9 @@ def test_a_file_uri_path_is_opened_as_a_uri(tmp_path, clock):
         assert store.get("things", "a") == {"n": 1}
     assert target.exists()
     assert not any(p.name.startswith("file:") for p in tmp_path.iterdir())
+
+
+def test_a_writer_waits_ten_seconds_for_another_process_lock(clock, tmp_path):
+    with SQLiteStateStore(str(tmp_path / "busy.sqlite3"), clock=clock) as store:
+        store.create("things", "a", {"n": 1})
+        assert store._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
