@@ -29,18 +29,21 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode base64url with or without padding; raise ValueError on anything else."""
-    if not text:
-        return b""  # an unsecured (alg "none") token has an empty signature part
-    if any(c not in _B64URL_ALPHABET for c in text):
-        raise ValueError("not base64url")
+    """Decode unpadded base64url (RFC 7515 section 2); raise ValueError on anything else.
+
+    Strict: no padding, no standard-alphabet ``+``/``/``, no whitespace, and no non-canonical
+    form (unused trailing bits set), so one byte string has exactly one accepted encoding.
+    """
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64url") from exc
-
-
-_B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    # The decoder skips characters outside its alphabet and ignores unused bits; re-encoding and
+    # comparing refuses all of that (and "=" padding) in one check. "" stays b"" (the empty
+    # signature part of an unsecured, alg "none", token).
+    if b64url_encode(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _json_segment(value: dict[str, Any]) -> str:

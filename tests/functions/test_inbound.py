@@ -120,9 +120,15 @@ def test_a_tampered_sms_webhook_is_refused_with_the_reason_logged(webhook_client
     assert SIGNATURE_SECRET not in logs and "top secret words" not in logs and "changed" not in logs
 
 
-def test_a_stale_sms_webhook_is_refused(webhook_client):
-    response = webhook_client.sms("/inbound", sms_inbound(), timestamp=time.time() - 3600)
+def test_a_stale_sms_webhook_is_refused(webhook_client, store, caplog):
+    caplog.set_level(logging.INFO)
+    response = webhook_client.sms("/inbound", sms_inbound(message_id="ST-1"), timestamp=time.time() - 3600)
     assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "invalid_signature"
+    assert "s old (limit 300 s)" in error["message"]  # stale, not a wrong secret
+    assert '"reason": "stale"' in log_lines(caplog)
+    assert store.get(INBOUND, "ST-1") is None
 
 
 def test_an_unsigned_webhook_is_refused(webhook_client, store):
@@ -133,24 +139,28 @@ def test_an_unsigned_webhook_is_refused(webhook_client, store):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "reason"),
     [
-        {"signed_body": b'{"channel":"sms"}'},
-        {"iat": time.time() - 3600},
-        {"iat": time.time() + 3600},
-        {"secret": "not-the-signature-secret-0123456789abcdef"},
-        {"api_key": "otherkey"},
+        ({"signed_body": b'{"channel":"sms"}'}, "body_hash_mismatch"),
+        ({"iat": time.time() - 3600}, "stale"),
+        ({"iat": time.time() + 3600}, "stale"),
+        ({"secret": "not-the-signature-secret-0123456789abcdef"}, "bad_signature"),
+        ({"api_key": "otherkey"}, "wrong_key"),
     ],
     ids=["tampered-body", "stale", "future", "wrong-secret", "wrong-api-key"],
 )
-def test_bad_webhook_jwts_are_refused(webhook_client, store, kwargs):
+def test_bad_webhook_jwts_are_refused(webhook_client, store, caplog, kwargs, reason):
+    caplog.set_level(logging.INFO)
     payload = messages_inbound()
     response = webhook_client.json("/inbound", payload, **kwargs)
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert f'"reason": "{reason}"' in log_lines(caplog)
     assert store.get(INBOUND, payload["message_uuid"]) is None
+    assert store.query(INBOUND, limit=5) == []
 
 
-def test_a_signed_webhook_replayed_after_the_freshness_window_is_refused(webhook_env, webhook_client):
+def test_a_signed_webhook_replayed_after_the_freshness_window_is_refused(webhook_env, webhook_client, store):
     # A request signed 200 s ago is fresh under the default 300 s window...
     issued = time.time() - 200
     payload = messages_inbound()
@@ -158,9 +168,12 @@ def test_a_signed_webhook_replayed_after_the_freshness_window_is_refused(webhook
     # ...and the same bytes replayed once the window has passed (here: the window shrinks below its age) are not.
     webhook_env.set(SIGNATURE_MAX_SKEW_SECONDS="100")
     response = webhook_client.json("/inbound", payload, iat=issued)
-    assert response.status_code == 401
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+    assert "(limit 100 s)" in response.json()["error"]["message"]
     params = sms_inbound(message_id="RP-1")
-    assert webhook_client.sms("/inbound", params, timestamp=issued).status_code == 401
+    replayed = webhook_client.sms("/inbound", params, timestamp=issued)
+    assert replayed.status_code == 401 and "(limit 100 s)" in replayed.json()["error"]["message"]
+    assert store.get(INBOUND, "RP-1") is None
 
 
 def test_url_token_mode(webhook_env, webhook_client, store):
@@ -169,9 +182,11 @@ def test_url_token_mode(webhook_env, webhook_client, store):
         params = sms_inbound(message_id=f"TK-{fmt}")
         assert webhook_client.sms("/inbound", params, fmt=fmt, sign=False, token=WEBHOOK_TOKEN).status_code == 200
         assert "token" not in json.loads(store.get(INBOUND, f"TK-{fmt}")["raw"])
-    wrong = webhook_client.sms("/inbound", sms_inbound(), sign=False, token="guess")
-    assert wrong.status_code == 401
-    assert webhook_client.sms("/inbound", sms_inbound(), sign=False).status_code == 401
+    wrong = webhook_client.sms("/inbound", sms_inbound(message_id="TK-wrong"), sign=False, token="guess")
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_signature"
+    missing = webhook_client.sms("/inbound", sms_inbound(message_id="TK-none"), sign=False)
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "invalid_signature"
+    assert store.get(INBOUND, "TK-wrong") is None and store.get(INBOUND, "TK-none") is None
 
 
 def test_signature_or_token_either_is_enough(webhook_env, webhook_client):
@@ -199,20 +214,25 @@ def test_malformed_payloads_are_400_and_logged_without_secrets(webhook_env, webh
     missing = webhook_client.sms("/inbound", params, token=WEBHOOK_TOKEN)
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "invalid_webhook"
     bad_json = webhook_client.json("/inbound", {}, body=b"[1, 2")
-    assert bad_json.status_code == 400
+    assert bad_json.status_code == 400 and bad_json.json()["error"]["code"] == "invalid_json"
     logs = log_lines(caplog)
     assert WEBHOOK_TOKEN not in logs and SIGNATURE_SECRET not in logs and "private words" not in logs
 
 
-def test_an_anonymous_malformed_request_gets_401_not_a_parser_hint(webhook_client):
+def test_an_anonymous_malformed_request_gets_401_not_a_parser_hint(webhook_client, store):
     response = webhook_client.http.post("/inbound", content=b"{oops", headers={"Content-Type": "application/json"})
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert "json" not in response.json()["error"]["message"].lower()
+    assert store.query(INBOUND, limit=5) == []
 
 
-def test_methods_and_sizes(webhook_client):
-    assert webhook_client.http.put("/inbound", content=b"{}").status_code == 405
+def test_methods_and_sizes(webhook_client, store):
+    put = webhook_client.http.put("/inbound", content=b"{}")
+    assert put.status_code == 405 and put.json()["error"]["code"] == "method_not_allowed"
     huge = webhook_client.json("/inbound", messages_inbound(text="x" * 300_000))
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+    assert store.query(INBOUND, limit=5) == []
 
 
 # ---- once-only ---------------------------------------------------------------------------
@@ -295,7 +315,9 @@ def test_store_failing_mid_way_answers_503_and_nothing_is_lost(webhook_env, webh
     faulty.fail("update", "webhook_events")  # everything is stored and handed on; marking the event done fails
     monkeypatch.setattr(functions.inbound, "get_store", lambda: faulty)
     payload = messages_inbound(text="mid-way")
-    assert webhook_client.json("/inbound", payload).status_code == 503
+    first = webhook_client.json("/inbound", payload)
+    assert first.status_code == 503 and first.json()["error"]["code"] == "store_unavailable"
+    assert store.get(INBOUND, payload["message_uuid"])["text"] == "mid-way"  # stored before the failure
     assert webhook_client.json("/inbound", payload).status_code == 200
     assert webhook_client.json("/inbound", payload).json()["result"] == "duplicate"
     assert len(bots.CALLS) == 1 and len(sender.calls) == 1
@@ -314,8 +336,11 @@ def test_listing_needs_an_api_token_and_filters_by_number(webhook_client):
     assert [m["id"] for m in body["messages"]] == ["LS-2", "LS-0"] and body["count"] == 2
     assert "raw" not in body["messages"][0]
     assert [m["id"] for m in webhook_client.list_inbound(limit=1).json()["messages"]] == ["LS-2"]
-    assert webhook_client.list_inbound(token="wrong").status_code == 401
-    assert webhook_client.list_inbound(limit="lots").status_code == 422
+    wrong = webhook_client.list_inbound(token="wrong")
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    assert "LS-" not in wrong.text
+    lots = webhook_client.list_inbound(limit="lots")
+    assert lots.status_code == 422 and lots.json()["error"]["code"] == "invalid_field"
     assert webhook_client.list_inbound(token=API_TOKEN, raw="true").json()["messages"][0]["raw"]
 
 

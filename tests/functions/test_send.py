@@ -37,7 +37,8 @@ def test_a_post_without_a_token_is_401_json_and_sends_nothing(send_stack):
     assert response.status_code == 401
     assert error_of(response)["code"] == "unauthorized"
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert send_stack.http.post(SMS, token="wrong-token").status_code == 401
+    wrong = send_stack.http.post(SMS, token="wrong-token")
+    assert wrong.status_code == 401 and error_of(wrong)["code"] == "unauthorized"
     assert_no_vonage_call(send_stack)
 
 
@@ -116,14 +117,17 @@ def test_get_returns_the_record_by_path_or_query_and_needs_a_token(send_stack):
     assert record["created_at"] and record["submitted_at"]
     assert send_stack.http.get(f"/?id={sent['id']}").get_json() == record
     assert send_stack.http.get(f"/{sent['vonage_ids'][0]}").get_json()["id"] == sent["id"]
-    assert send_stack.http.get(f"/{sent['id']}", token=None).status_code == 401
+    anonymous = send_stack.http.get(f"/{sent['id']}", token=None)
+    assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "unauthorized"
+    assert "history" not in anonymous.get_data(as_text=True)
 
 
 def test_get_of_an_unknown_or_missing_id_is_404(send_stack):
     assert error_of(send_stack.http.get("/msg_" + "0" * 32))["code"] == "not_found"
     assert send_stack.http.get("/msg_" + "0" * 32).status_code == 404
-    assert send_stack.http.get("/").status_code == 404
-    assert send_stack.http.get("/../../etc/passwd").status_code == 404
+    for path in ("/", "/../../etc/passwd"):
+        response = send_stack.http.get(path)
+        assert response.status_code == 404 and error_of(response)["code"] == "not_found"
 
 
 def test_a_long_sms_has_one_vonage_id_per_part(send_stack):
@@ -190,7 +194,7 @@ def test_the_same_key_with_a_different_body_is_422(send_stack):
     response = send_stack.http.post({**SMS, "text": "Different"}, key="k-1")
     assert response.status_code == 422 and error_of(response)["code"] == "idempotency_key_reused"
     response = send_stack.http.post({**SMS, "to": GB_MOBILE_2}, key="k-1")
-    assert response.status_code == 422
+    assert response.status_code == 422 and error_of(response)["code"] == "idempotency_key_reused"
     assert len(send_stack.vonage_requests()) == 1
 
 

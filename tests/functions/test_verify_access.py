@@ -41,8 +41,10 @@ def test_token_mode_refuses_calls_without_a_token(http, fake_vonage, name):
 
 
 @pytest.mark.parametrize("name", ["start", "check", "cancel"])
-def test_token_mode_refuses_a_wrong_token(http, name):
-    assert http.call(name, START, token="nope").status_code == 401
+def test_token_mode_refuses_a_wrong_token(http, fake_vonage, name):
+    response = http.call(name, START, token="nope")
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    assert fake_vonage.calls == []
 
 
 def test_token_mode_without_api_tokens_is_misconfigured_not_open(verify_env, http, fake_vonage):

@@ -1,5 +1,9 @@
 """The verify flows against a scripted Vonage: bodies per API, reuse, every check outcome, cancel rules.
 
+The same flows run against the sandbox's real Verify API in test_service_sandbox.py; the script
+here pins the answers the sandbox does not give on demand (a 409 for a request finished here,
+Vonage forgetting a request, the second-event cancel refusal).
+
 The wire formats and auth are proven over real HTTP in tests/functions/test_verify_*.py;
 here the point is our own rules (attempt cap, expiry, reuse, monotonic records).
 """
