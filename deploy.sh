@@ -20,7 +20,7 @@ WEBHOOK_FUNCTIONS=(inbound status)
 # shared/ (`grep -rn "ttl=" shared/`); tests/deploy/test_firestore_layout.py fails when
 # one is missing. Expiry is also checked in code: TTL deletion can lag by a day.
 TTL_FIELD="expire_at"
-TTL_COLLECTIONS=(idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
+TTL_COLLECTIONS=(idempotency inbound_parts parked_receipts queue_tasks ratelimits verifications webhook_events)
 
 # Composite indexes the queries in shared/ need on Firestore (an equality filter on one
 # field ordered by another), one per entry: "collection field:order[,field:order...]".
@@ -28,6 +28,9 @@ TTL_COLLECTIONS=(idempotency inbound_parts parked_receipts ratelimits verificati
 COMPOSITE_INDEXES=(
   "inbound from:ascending,received_at:descending"  # inbound listing ?number= (sender)
   "inbound to:ascending,received_at:descending"    # inbound listing ?number= (recipient)
+  "queue_tasks state:ascending,due_at:ascending"   # embedded queue: the next due tasks
+  "queue_tasks state:ascending,lease_until:ascending"  # embedded queue: leases run out
+  "batch_recipients page:ascending,index:ascending"    # GET /send/<batch_id>: one page of results
 )
 
 # Secret Manager: one secret per credential. The secret name is SECRET_PREFIX + the

@@ -3,6 +3,7 @@
 Deploy each one on its own: ``--entry-point send`` and so on (see deploy.sh).
 """
 
+from functions.deliver import deliver
 from functions.inbound import inbound
 from functions.send import send
 from functions.status import status
@@ -10,4 +11,4 @@ from functions.verify_cancel import verify_cancel
 from functions.verify_check import verify_check
 from functions.verify_start import verify_start
 
-__all__ = ["inbound", "send", "status", "verify_cancel", "verify_check", "verify_start"]
+__all__ = ["deliver", "inbound", "send", "status", "verify_cancel", "verify_check", "verify_start"]

@@ -2,14 +2,18 @@
 
 ``POST /send`` (JSON, ``Authorization: Bearer``, optional ``Idempotency-Key``) sends to one
 recipient or a list; ``GET /send/<id>`` (or ``?id=``) returns the message record with its
-Vonage ids and status history. The logic lives in ``shared.messages.service``.
+Vonage ids and status history. With a queue configured (docs/queue.md) a list, or a send with
+``send_at``, is queued: ``GET /send/<batch_id>?cursor=`` shows its progress and
+``DELETE /send/<batch_id>`` cancels what has not been sent. The logic lives in
+``shared.messages.service`` and ``shared.messages.batches``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from shared.deps import get_settings, get_store, get_vonage
+from shared.deps import get_queue, get_settings, get_store, get_vonage
 from shared.web import authorize_caller, bearer_token, endpoint, json_response, path_id, read_json, require_method
 
 if TYPE_CHECKING:
@@ -21,20 +25,35 @@ __all__ = ["send"]
 @endpoint("send")
 def send(request: flask.Request) -> flask.Response:
     """HTTP entry point of the send function."""
+    from shared.messages import batches
     from shared.messages.service import caller_scope, get_message, send_messages
 
     settings = get_settings()
-    method = require_method(request, "POST", "GET")
+    method = require_method(request, "POST", "GET", "DELETE")
     authorize_caller(request, settings)
-    if method == "GET":
-        return json_response(get_message(get_store(), path_id(request)))
+    scope = caller_scope(bearer_token(request))
+    if method in ("GET", "DELETE"):
+        item = path_id(request)
+        if method == "DELETE" or batches.is_batch_id(item):
+            assert item is not None or method == "DELETE"
+            if not batches.is_batch_id(item):
+                from shared.errors import NotFoundError
+
+                raise NotFoundError("only a batch can be cancelled: DELETE /send/<batch_id>", code="not_found")
+            if method == "DELETE":
+                return json_response(batches.cancel_batch(get_store(), get_queue(), str(item), scope=scope, now=time.time()))
+            return json_response(
+                batches.get_batch(get_store(), str(item), scope=scope, cursor=request.args.get("cursor"), now=time.time())
+            )
+        return json_response(get_message(get_store(), item))
     body = read_json(request, settings.max_body_bytes)
     outcome = send_messages(
         body,
         idempotency_key=request.headers.get("Idempotency-Key"),
-        scope=caller_scope(bearer_token(request)),
+        scope=scope,
         settings=settings,
         store=get_store(),
         vonage=get_vonage(),
+        queue=get_queue() if settings.queue_backend != "none" else None,
     )
     return json_response(outcome.body, status=outcome.status, headers=outcome.headers)

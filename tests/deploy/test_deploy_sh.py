@@ -18,7 +18,7 @@ from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, ma
 ALL = ("send", "verify_start", "verify_check", "verify_cancel", "inbound", "status")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel")
-TTL = ("idempotency", "inbound_parts", "parked_receipts", "ratelimits", "verifications", "webhook_events")
+TTL = ("idempotency", "inbound_parts", "parked_receipts", "queue_tasks", "ratelimits", "verifications", "webhook_events")
 
 
 def deployed(fn: str) -> str:
@@ -315,7 +315,7 @@ def test_collection_prefix_reaches_the_ttl_policies_indexes_and_the_functions(fa
     groups = {flag_value(u, "--collection-group") for u in result.gcloud_calls("firestore", "fields", "ttls", "update")}
     assert groups == {"dev_" + c for c in TTL}
     index_groups = {flag_value(i, "--collection-group") for i in result.gcloud_calls("firestore", "indexes", "composite", "create")}
-    assert index_groups == {"dev_inbound"}
+    assert index_groups == {"dev_inbound", "dev_queue_tasks", "dev_batch_recipients"}
     for argv in result.deploys().values():
         assert env_vars(argv)["FIRESTORE_COLLECTION_PREFIX"] == "dev_"
 
@@ -325,6 +325,9 @@ def test_the_inbound_listing_indexes_are_created(full_run):
     configs = sorted(tuple(a for a in call if a.startswith("--field-config=")) for call in created)
     assert configs == [
         ("--field-config=field-path=from,order=ascending", "--field-config=field-path=received_at,order=descending"),
+        ("--field-config=field-path=page,order=ascending", "--field-config=field-path=index,order=ascending"),
+        ("--field-config=field-path=state,order=ascending", "--field-config=field-path=due_at,order=ascending"),
+        ("--field-config=field-path=state,order=ascending", "--field-config=field-path=lease_until,order=ascending"),
         ("--field-config=field-path=to,order=ascending", "--field-config=field-path=received_at,order=descending"),
     ]
 
