@@ -18,7 +18,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from shared.deps import get_queue_pacer, get_settings, get_store, get_vonage
+from shared.deps import get_queue, get_queue_pacer, get_settings, get_store, get_vonage
 from shared.web import endpoint, json_response, read_json, require_method
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def deliver(request: flask.Request) -> flask.Response:
         store=get_store(),
         vonage=get_vonage(),
         pacer=get_queue_pacer(),
+        queue=get_queue(),
         now=time.time(),
     )
     body: dict[str, object] = {"status": "done" if not result.retry else "retry"}

@@ -66,6 +66,8 @@ __all__ = [
 BATCHES = "batches"
 BATCH_RECIPIENTS = "batch_recipients"
 BATCH_COUNTS = "batch_counts"
+BATCH_CHUNKS = "batch_chunks"  # markers: this chunk's recipient tasks exist
+EXPAND_CHUNK = 500  # recipients per expand task (a multiple of PAGE_SIZE)
 PAGE_SIZE = 100
 COUNTER_SHARDS = 16
 CANCEL_INLINE_LIMIT = 10_000  # recipients a DELETE marks itself; the rest settle as their tasks run
@@ -74,7 +76,7 @@ FINAL = frozenset({"submitted", "failed", "opted_out", "skipped_duplicate", "can
 # the recipient. A refusal with any other code is final.
 RETRY_CODES = frozenset(
     {"vonage_throttled", "throttled", "vonage_unavailable", "misconfigured", "misconfigured_vonage_credentials",
-     "insufficient_balance", "idempotency_in_progress"}
+     "insufficient_balance", "idempotency_in_progress", "store_unavailable"}
 )
 _BATCH_ID_PREFIX = "bat_"
 _CONTENT_FIELDS = ("channel", "api", "from", "text", "image", "audio", "video", "file", "template", "client_ref", "ttl",
@@ -152,8 +154,10 @@ def submit(
                 "this Idempotency-Key was already used with a different request; use a new key for a new request"
             ) from None
         batch = existing  # the same request again: finish what the first call may not have
-    due = send_at if send_at is not None else now
-    tasks: list[Task] = []
+    if batch.get("enqueued"):
+        # Enqueued completely before: nothing to create (Cloud Tasks' emulator would not refuse
+        # the names a second time, so this does not rely on it).
+        return 202, _answer(request, batch, send_at)
     for recipient in request.recipients:
         doc: dict[str, Any] = {
             "batch_id": batch_id,
@@ -171,27 +175,60 @@ def submit(
             assert recipient.address is not None
             name = task_name(batch_id, recipient.address)
             doc.update(state="queued", task=name)
-            tasks.append(Task(name, {"batch_id": batch_id, "index": recipient.index}, due, batch_id))
         try:
             store.create(BATCH_RECIPIENTS, _recipient_key(batch_id, recipient.index), doc)
         except RecordExistsError:
             pass
-    report = queue.enqueue(tasks)
-    log.info("batch queued", extra={"batch_id": batch_id, "recipients": total, "tasks_created": report.created,
-                                     "tasks_existing": report.existing, "queue": queue.name})
+    # Fan-out: one "expand" task per EXPAND_CHUNK recipients creates their tasks from the queue
+    # itself, so the answer does not wait for 100,000 task creations (one RPC each on Cloud Tasks).
+    chunks = (total + EXPAND_CHUNK - 1) // EXPAND_CHUNK
+    report = queue.enqueue(
+        Task(f"{batch_id}-x{chunk}", {"batch_id": batch_id, "expand": chunk}, now, batch_id) for chunk in range(chunks)
+    )
+    store.update(BATCHES, batch_id, lambda doc: {**doc, "enqueued": True} if doc is not None else None)
+    log.info("batch queued", extra={"batch_id": batch_id, "recipients": total, "expand_tasks": report.created,
+                                     "queue": queue.name})
+    return 202, _answer(request, batch, send_at)
+
+
+def _answer(request: SendRequest, batch: Mapping[str, Any], send_at: float | None) -> dict[str, Any]:
     answer = {
-        "batch_id": batch_id,
+        "batch_id": batch["id"],
         "status": batch["state"],
         "send_at": _iso(send_at) if send_at is not None else None,
         "channel": request.channel,
         "api": request.api,
         "from": request.sender,
-        "summary": {"total": total, **batch["initial"]},
-        "links": {"self": f"/send/{batch_id}"},
+        "summary": {"total": batch["total"], **batch["initial"]},
+        "links": {"self": f"/send/{batch['id']}"},
     }
     if request.analysis is not None:
         answer.update(encoding=request.analysis.encoding, segments=request.analysis.segments)
-    return 202, answer
+    return answer
+
+
+def _expand(store: StateStore, queue: TaskQueue | None, batch: Mapping[str, Any], chunk: int, *, now: float) -> TaskResult:
+    """Create the recipient tasks of one chunk of a batch (an "expand" task)."""
+    batch_id = str(batch["id"])
+    marker = f"{batch_id}:{chunk}"
+    if queue is None:
+        return TaskResult(503, retry_after=5.0, error="no queue configured")
+    if batch.get("state") == "cancelled" or store.get(BATCH_CHUNKS, marker) is not None:
+        return TaskResult(200)
+    due = float(batch["send_at"]) if batch.get("send_at") is not None else now
+    first_page = chunk * EXPAND_CHUNK // PAGE_SIZE
+    last_page = min((chunk + 1) * EXPAND_CHUNK // PAGE_SIZE, int(batch.get("pages") or 0))
+    tasks = []
+    for page in range(first_page, last_page):
+        for entry in store.query(BATCH_RECIPIENTS, where={"page": f"{batch_id}:{page}"}, order_by="index", limit=PAGE_SIZE):
+            if entry.get("state") == "queued" and entry.get("task"):
+                tasks.append(Task(str(entry["task"]), {"batch_id": batch_id, "index": int(entry["index"])}, due, batch_id))
+    queue.enqueue(tasks)
+    try:
+        store.create(BATCH_CHUNKS, marker, {"batch_id": batch_id, "chunk": chunk, "tasks": len(tasks)})
+    except RecordExistsError:
+        pass
+    return TaskResult(200)
 
 
 # ---- reading and cancelling ------------------------------------------------------------------
@@ -273,13 +310,24 @@ def deliver_task(
     store: StateStore,
     vonage: VonageClient,
     pacer: Any = None,
+    queue: TaskQueue | None = None,
     now: float,
 ) -> TaskResult:
-    """Run one recipient's task; the answer tells the queue whether to try again."""
+    """Run one task (a recipient, or the expansion of a chunk); the answer tells the queue whether to try again."""
     from shared.messages.service import send_one
 
-    batch_id, index = payload.get("batch_id"), payload.get("index")
-    if not isinstance(batch_id, str) or not is_batch_id(batch_id) or isinstance(index, bool) or not isinstance(index, int):
+    batch_id, index, chunk = payload.get("batch_id"), payload.get("index"), payload.get("expand")
+    if not isinstance(batch_id, str) or not is_batch_id(batch_id):
+        return TaskResult(400, error="not a task of this service")
+    if isinstance(chunk, int) and not isinstance(chunk, bool):
+        try:
+            batch = store.get(BATCHES, batch_id)
+            if batch is None:
+                return TaskResult(200, error="unknown batch")
+            return _expand(store, queue, batch, chunk, now=now)
+        except ServiceError as exc:  # the store or the queue failed: the queue tries again
+            return TaskResult(503, retry_after=5.0, error=exc.code)
+    if isinstance(index, bool) or not isinstance(index, int):
         return TaskResult(400, error="not a task of this service")
     try:
         batch = store.get(BATCHES, batch_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ConfigError, ForbiddenError, UnauthorizedError
+from shared.errors import ConfigError, ForbiddenError, ServiceError, UnauthorizedError
 from shared.web import bearer_token
 
 if TYPE_CHECKING:
@@ -57,14 +57,22 @@ def authorize_task(request: flask.Request, settings: Settings, *, verify: Any = 
     raise ConfigError("deliver refuses every request until DELIVER_SERVICE_ACCOUNT (or, for the emulator, DELIVER_SECRET) is set")
 
 
-def verify_oidc(token: str, audience: str) -> dict[str, Any]:
-    """The verified claims of a Google-signed ID token for ``audience``; 401 when it does not verify."""
+def verify_oidc(token: str, audience: str, *, transport: Any = None) -> dict[str, Any]:
+    """The verified claims of a Google-signed ID token for ``audience``; 401 when it does not verify.
+
+    ``transport`` fetches Google's public certificates (google-auth's ``Request``; tests pass
+    their own). Certificates that cannot be fetched are a 503: the queue tries again.
+    """
+    from google.auth import exceptions as auth_exceptions
     from google.auth.transport import requests as google_requests
     from google.oauth2 import id_token
 
     try:
-        return dict(id_token.verify_oauth2_token(token, google_requests.Request(), audience=audience))
-    except ValueError as exc:  # google-auth raises ValueError for every bad token
+        return dict(id_token.verify_oauth2_token(token, transport or google_requests.Request(), audience=audience))
+    except auth_exceptions.TransportError as exc:
+        raise ServiceError("cannot fetch Google's token certificates; retry", code="auth_unavailable", status=503,
+                           retry_after=5.0) from exc
+    except (ValueError, auth_exceptions.GoogleAuthError) as exc:  # every bad token
         raise UnauthorizedError("the OIDC token does not verify") from exc
 
 

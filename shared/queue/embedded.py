@@ -189,6 +189,9 @@ class StorePacer:
         self.hold = hold
         self._clock = clock
         self._sleep = sleep
+        # One thread per process asks the store at a time: the others would only add write
+        # contention on the one document, not throughput.
+        self._local = threading.Lock()
 
     def _try(self, slot_id: str) -> float:
         """Take a slot: 0.0 when taken, else the seconds to wait before asking again."""
@@ -214,11 +217,15 @@ class StorePacer:
 
     def acquire(self) -> str:
         slot_id = uuid.uuid4().hex
-        while True:
-            wait = self._try(slot_id)
-            if wait <= 0:
-                return slot_id
-            self._sleep(min(max(wait, 0.002), 0.5))
+        with self._local:
+            while True:
+                try:
+                    wait = self._try(slot_id)
+                except StoreError:
+                    wait = 0.05  # a busy store: ask again shortly (nothing was sent)
+                if wait <= 0:
+                    return slot_id
+                self._sleep(min(max(wait, 0.002), 0.5))
 
     def release(self, slot_id: str) -> None:
         def free(doc: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ _lock = threading.Lock()
 _worker: Any = None
 
 
-def embedded_handler(*, settings: Any, store: Any, vonage: Any, pacer: Any) -> Any:
+def embedded_handler(*, settings: Any, store: Any, vonage: Any, pacer: Any, queue: Any) -> Any:
     """``handler(task) -> TaskResult`` for a QueueWorker: ``deliver``'s routine, in-process."""
     from shared.messages.batches import deliver_task
     from shared.queue import retry_policy
@@ -37,6 +37,7 @@ def embedded_handler(*, settings: Any, store: Any, vonage: Any, pacer: Any) -> A
             store=store,
             vonage=vonage,
             pacer=pacer,
+            queue=queue,
             now=time.time(),
         )
 
@@ -57,7 +58,7 @@ def start_worker() -> Any:
         if not isinstance(queue, EmbeddedQueue):
             return None
         handler = embedded_handler(settings=settings, store=deps.get_store(), vonage=deps.get_vonage(),
-                                   pacer=deps.get_queue_pacer())
+                                   pacer=deps.get_queue_pacer(), queue=queue)
         _worker = QueueWorker(queue, handler, threads=settings.queue_workers).start()
         return _worker
 
@@ -69,3 +70,29 @@ def stop_worker(timeout: float = 30.0) -> None:
         worker, _worker = _worker, None
     if worker is not None:
         worker.stop(timeout)
+
+
+def main() -> None:
+    """``python -m shared.queue.worker``: a process that only runs the embedded queue's worker.
+
+    For hosts where the web processes should not send (or a second machine on the same store);
+    stops cleanly on SIGTERM / Ctrl-C, finishing the tasks in hand.
+    """
+    import signal
+
+    from shared.deps import get_settings
+
+    get_settings()  # a bad configuration fails here, loudly
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    worker = start_worker()
+    if worker is None:
+        raise SystemExit("QUEUE_BACKEND does not resolve to embedded: there is nothing for this worker to run")
+    while not stop.wait(1.0):
+        pass
+    stop_worker()
+
+
+if __name__ == "__main__":
+    main()
