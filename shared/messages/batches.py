@@ -68,6 +68,9 @@ BATCH_RECIPIENTS = "batch_recipients"
 BATCH_COUNTS = "batch_counts"
 BATCH_CHUNKS = "batch_chunks"  # markers: this chunk's recipient tasks exist
 EXPAND_CHUNK = 500  # recipients per expand task (a multiple of PAGE_SIZE)
+# The states an attempt's outcome may replace: a cancel marks a recipient while its attempt may
+# already be with Vonage; what that attempt reports (sent, refused, unknown) is the truth.
+SENT_OR_TRIED = ("queued", "cancelled")
 PAGE_SIZE = 100
 COUNTER_SHARDS = 16
 CANCEL_INLINE_LIMIT = 10_000  # recipients a DELETE marks itself; the rest settle as their tasks run
@@ -376,7 +379,8 @@ def deliver_task(
     outcome["state"] = status if status in FINAL else "failed"
     if status == "unknown":
         outcome["unknown_at"] = now
-    _finish(store, batch_id, index, outcome, from_states=("queued",))
+    # SENT_OR_TRIED: a cancel that came while this attempt was with Vonage does not hide what happened.
+    _finish(store, batch_id, index, outcome, from_states=SENT_OR_TRIED)
     return TaskResult(200)
 
 
@@ -396,7 +400,7 @@ def _held_key(
     details = (result.get("error") or {}).get("details") or {}
     if details.get("outcome") == "unknown":
         _finish(store, batch_id, index, {"state": "unknown", "error": result.get("error"), "unknown_at": now},
-                from_states=("queued",))
+                from_states=SENT_OR_TRIED)
         return TaskResult(200)
     if attempt > 1:
         # An earlier attempt of this task stopped while holding the key (a crash, a lost lease).
@@ -410,10 +414,10 @@ def _held_key(
             error = {"code": "outcome_unknown", "message": "an earlier attempt stopped while sending; it may have been sent",
                      "http_status": 504}
             _finish(store, batch_id, index, {"state": "unknown", "id": message.get("id"), "error": error, "unknown_at": now},
-                    from_states=("queued",))
+                    from_states=SENT_OR_TRIED)
             return TaskResult(200)
         _finish(store, batch_id, index, {"state": "submitted", "id": message.get("id"),
-                                         "vonage_ids": message.get("vonage_ids")}, from_states=("queued",))
+                                         "vonage_ids": message.get("vonage_ids")}, from_states=SENT_OR_TRIED)
         return TaskResult(200)
     return _retry_or_fail(store, batch_id, index, last_attempt, "idempotency_in_progress",
                           "another attempt is sending to this recipient", 2.0)
