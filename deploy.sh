@@ -69,6 +69,13 @@ FIRESTORE_ONLY=0
 SET_VONAGE_WEBHOOKS=0
 SET_SMS_WEBHOOKS=0
 DRY_RUN=0
+# The Cloud Tasks queue of bulk and scheduled sends (docs/queue.md); off unless --queue.
+QUEUE_NAME=""
+QUEUE_RPS=""
+QUEUE_MAX_CONCURRENT=30
+QUEUE_MAX_ATTEMPTS=10
+QUEUE_MIN_BACKOFF=1
+QUEUE_MAX_BACKOFF=300
 
 usage() {
   cat <<'EOF'
@@ -144,6 +151,16 @@ Options:
                           in the environment or in Secret Manager)
   --set-sms-webhooks      set the account-wide SMS API inbound (moCallbackUrl) and
                           delivery-receipt (drCallbackUrl) URLs through the Account API
+  --queue NAME            bulk and scheduled sends through the Cloud Tasks queue NAME
+                          (docs/queue.md): creates or updates the queue, a service account
+                          <name-prefix>tasks whose OIDC token the tasks carry, and deploys
+                          the deliver function PRIVATE (only that account may invoke it)
+  --queue-rps N           the queue's --max-dispatches-per-second: the account's rate across
+                          every instance (default: VONAGE_MAX_RPS from the env file, else 30)
+  --queue-max-concurrent N  dispatches in flight at once (default: 30)
+  --queue-max-attempts N  attempts per task before deliver records it failed (default: 10)
+  --queue-min-backoff S   seconds before the first retry (default: 1)
+  --queue-max-backoff S   longest wait between retries (default: 300)
   --dry-run               print every command and run none (needs neither gcloud nor a
                           login; unknown values are printed as placeholders)
   -h, --help              this help
@@ -278,6 +295,12 @@ while [[ $# -gt 0 ]]; do
     --firestore-only) FIRESTORE_ONLY=1; shift ;;
     --set-vonage-webhooks) SET_VONAGE_WEBHOOKS=1; shift ;;
     --set-sms-webhooks) SET_SMS_WEBHOOKS=1; shift ;;
+    --queue) need_value "$@"; QUEUE_NAME="$2"; shift 2 ;;
+    --queue-rps) need_value "$@"; QUEUE_RPS="$2"; shift 2 ;;
+    --queue-max-concurrent) need_value "$@"; QUEUE_MAX_CONCURRENT="$2"; shift 2 ;;
+    --queue-max-attempts) need_value "$@"; QUEUE_MAX_ATTEMPTS="$2"; shift 2 ;;
+    --queue-min-backoff) need_value "$@"; QUEUE_MIN_BACKOFF="$2"; shift 2 ;;
+    --queue-max-backoff) need_value "$@"; QUEUE_MAX_BACKOFF="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
@@ -296,6 +319,18 @@ is_count "$MAX_INSTANCES" && (( MAX_INSTANCES >= 1 )) || die "--max-instances mu
 [[ "$NAME_PREFIX" =~ ^[a-z0-9-]*$ ]] || die "--name-prefix may hold only lower-case letters, digits and '-'" 2
 [[ "$SECRET_PREFIX" =~ ^[A-Za-z0-9_-]*$ ]] || die "--secret-prefix may hold only letters, digits, '_' and '-'" 2
 [[ "$COLLECTION_PREFIX" =~ ^[A-Za-z0-9_-]*$ ]] || die "--collection-prefix may hold only letters, digits, '_' and '-'" 2
+
+if [[ -n "$QUEUE_NAME" ]]; then
+  [[ "$QUEUE_NAME" =~ ^[A-Za-z0-9-]{1,100}$ ]] || die "--queue may hold only letters, digits and '-'" 2
+  for pair in "QUEUE_MAX_CONCURRENT --queue-max-concurrent" "QUEUE_MAX_ATTEMPTS --queue-max-attempts" \
+              "QUEUE_MIN_BACKOFF --queue-min-backoff" "QUEUE_MAX_BACKOFF --queue-max-backoff"; do
+    read -r var flag <<< "$pair"
+    is_count "${!var}" && (( ${!var} >= 1 )) || die "$flag must be a whole number of at least 1" 2
+  done
+  (( QUEUE_MIN_BACKOFF <= QUEUE_MAX_BACKOFF )) || die "--queue-min-backoff cannot be above --queue-max-backoff" 2
+  ALL_FUNCTIONS+=(deliver)  # the queue's target: deployed private
+  REQUIRED_SERVICES+=(cloudtasks.googleapis.com iam.googleapis.com)
+fi
 
 # Which functions: entry points or paths, with or without the name prefix.
 SELECTED=()
@@ -350,6 +385,16 @@ if [[ -n "$ENV_FILE" ]]; then
     esac
     EXTRA_ENV+=("$key=$val")
   done < "$ENV_FILE"
+fi
+
+if [[ -n "$QUEUE_NAME" && -z "$QUEUE_RPS" ]]; then
+  QUEUE_RPS=30
+  for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
+    [[ "$pair" == VONAGE_MAX_RPS=* ]] && QUEUE_RPS="${pair#VONAGE_MAX_RPS=}"
+  done
+fi
+if [[ -n "$QUEUE_NAME" ]]; then
+  [[ "$QUEUE_RPS" =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ "$QUEUE_RPS" != 0 ]] || die "--queue-rps must be a positive number" 2
 fi
 
 # ---- 1. preflight ----------------------------------------------------------------
@@ -492,12 +537,23 @@ secrets_for() {
   printf '%s' "${refs[*]}"
 }
 
+tasks_account() { printf '%stasks@%s.iam.gserviceaccount.com' "$NAME_PREFIX" "$PROJECT"; }
+deliver_url() { printf 'https://%s-%s.cloudfunctions.net/%s' "$REGION" "$PROJECT" "$(deployed_name deliver)"; }
+
 # env_for: the --set-env-vars value (the same for every function). gcloud splits the
 # list on ',', so when a value holds one another delimiter is chosen, written ^D^
 # in front (`gcloud topic escaping`).
 env_for() {
   local pairs=("STATE_BACKEND=firestore" "GOOGLE_CLOUD_PROJECT=$PROJECT" "THREADS=$CONCURRENCY")
   [[ -n "$COLLECTION_PREFIX" ]] && pairs+=("FIRESTORE_COLLECTION_PREFIX=$COLLECTION_PREFIX")
+  if [[ -n "$QUEUE_NAME" ]]; then
+    # send enqueues, deliver checks the tasks' tokens; the deliver URL and audience are the
+    # function's cloudfunctions.net URL, known before it is deployed.
+    pairs+=("QUEUE_BACKEND=cloudtasks" "CLOUD_TASKS_QUEUE=projects/$PROJECT/locations/$REGION/queues/$QUEUE_NAME"
+            "DELIVER_URL=$(deliver_url)" "DELIVER_SERVICE_ACCOUNT=$(tasks_account)"
+            "QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS" "QUEUE_MIN_BACKOFF_SECONDS=$QUEUE_MIN_BACKOFF"
+            "QUEUE_MAX_BACKOFF_SECONDS=$QUEUE_MAX_BACKOFF")
+  fi
   pairs+=(${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"})
   local joined delim candidate pair
   for pair in "${pairs[@]}"; do
@@ -536,12 +592,29 @@ else
   done
   run gcloud projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$runtime_account" \
     --role=roles/datastore.user --condition=None --quiet
+
+  if [[ -n "$QUEUE_NAME" ]]; then
+    note "Cloud Tasks queue $QUEUE_NAME: at most $QUEUE_RPS sends/s across every instance"
+    run_soft gcloud iam service-accounts create "${NAME_PREFIX}tasks" "--project=$PROJECT" \
+      "--display-name=Cloud Tasks caller of the deliver function" --quiet
+    queue_flags=("--location=$REGION" "--project=$PROJECT" "--max-dispatches-per-second=$QUEUE_RPS"
+                 "--max-concurrent-dispatches=$QUEUE_MAX_CONCURRENT" "--max-attempts=$QUEUE_MAX_ATTEMPTS"
+                 "--min-backoff=${QUEUE_MIN_BACKOFF}s" "--max-backoff=${QUEUE_MAX_BACKOFF}s")
+    run_soft gcloud tasks queues create "$QUEUE_NAME" "${queue_flags[@]}" --quiet  # exists already: fine
+    run gcloud tasks queues update "$QUEUE_NAME" "${queue_flags[@]}" --quiet       # the settings, always
+    # The functions enqueue tasks that carry the tasks account's token.
+    run gcloud projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$runtime_account" \
+      --role=roles/cloudtasks.enqueuer --condition=None --quiet
+    run gcloud iam service-accounts add-iam-policy-binding "$(tasks_account)" "--project=$PROJECT" \
+      "--member=serviceAccount:$runtime_account" --role=roles/iam.serviceAccountUser --quiet
+  fi
 fi
 
 # ---- 3. deploy -------------------------------------------------------------------
 timeout_for() {
   case "$1" in
     send) echo 300s ;;            # a bulk send paces itself to VONAGE_MAX_RPS
+    deliver) echo 60s ;;          # one recipient per task
     inbound|status) echo 30s ;;   # Vonage waits ~15 s for an answer anyway
     *) echo 60s ;;
   esac
@@ -565,7 +638,9 @@ for fn in "${SELECTED[@]}"; do
   cmd+=("--max-instances=$MAX_INSTANCES" "--set-env-vars=$ENV_VARS")
   secret_refs="$(secrets_for "$fn")"
   if [[ -n "$secret_refs" ]]; then cmd+=("--set-secrets=$secret_refs"); else cmd+=(--clear-secrets); fi
-  if is_webhook "$fn" || (( ! PRIVATE )); then
+  if [[ "$fn" == deliver ]]; then
+    cmd+=(--no-allow-unauthenticated)  # IAM: only the queue's service account may invoke it
+  elif is_webhook "$fn" || (( ! PRIVATE )); then
     cmd+=(--allow-unauthenticated)
   else
     cmd+=(--no-allow-unauthenticated)
@@ -573,6 +648,10 @@ for fn in "${SELECTED[@]}"; do
   [[ -n "$SERVICE_ACCOUNT" ]] && cmd+=("--service-account=$SERVICE_ACCOUNT")
   cmd+=(--quiet)
   run "${cmd[@]}"
+  if [[ "$fn" == deliver ]]; then
+    run gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" "--project=$PROJECT" \
+      "--member=serviceAccount:$(tasks_account)" --quiet
+  fi
 done
 
 # ---- 4. URLs and the Vonage webhooks ---------------------------------------------
