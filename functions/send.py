@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from shared.deps import get_queue, get_settings, get_store, get_vonage
+from shared.errors import MethodNotAllowedError, NotFoundError
 from shared.web import authorize_caller, bearer_token, endpoint, json_response, path_id, read_json, require_method
 
 if TYPE_CHECKING:
@@ -30,16 +31,16 @@ def send(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     method = require_method(request, "POST", "GET", "DELETE")
+    if method == "DELETE" and path_id(request) is None:
+        # Only a batch can be cancelled (DELETE /send/<batch_id>): DELETE /send is no operation.
+        raise MethodNotAllowedError(method, ("POST", "GET"))
     authorize_caller(request, settings)
     scope = caller_scope(bearer_token(request))
     if method in ("GET", "DELETE"):
         item = path_id(request)
-        if method == "DELETE" or batches.is_batch_id(item):
-            assert item is not None or method == "DELETE"
-            if not batches.is_batch_id(item):
-                from shared.errors import NotFoundError
-
-                raise NotFoundError("only a batch can be cancelled: DELETE /send/<batch_id>", code="not_found")
+        if method == "DELETE" and not batches.is_batch_id(item):
+            raise NotFoundError("no batch with this id: only a batch (bat_...) can be cancelled")
+        if batches.is_batch_id(item):
             if method == "DELETE":
                 return json_response(batches.cancel_batch(get_store(), get_queue(), str(item), scope=scope, now=time.time()))
             return json_response(
