@@ -57,4 +57,10 @@ def send(request: flask.Request) -> flask.Response:
         vonage=get_vonage(),
         queue=get_queue() if settings.queue_backend != "none" else None,
     )
+    if "batch_id" in outcome.body and settings.queue_backend == "embedded":
+        # Whatever serves this function (app.py starts it already; functions-framework run by
+        # hand does not), a process that accepted an embedded batch also works on the queue.
+        from shared.queue.worker import start_worker
+
+        start_worker()
     return json_response(outcome.body, status=outcome.status, headers=outcome.headers)

@@ -252,6 +252,8 @@ def _choose_queue(env: _Env) -> tuple[str, str]:
     # never deliver there: without Cloud Tasks, bulk stays synchronous (docs/queue.md).
     if env.string("K_SERVICE"):
         return "none", "running on Google Cloud without CLOUD_TASKS_QUEUE"
+    if env.string("AWS_LAMBDA_FUNCTION_NAME"):  # frozen between invocations: no worker can run
+        return "none", "running on AWS Lambda"
     return "embedded", "no Cloud Tasks queue configured"
 
 

@@ -96,6 +96,11 @@ def get_queue_pacer() -> Any:
 
 def reset() -> None:
     """Forget every singleton (tests, and the local runner when it rewires the environment)."""
+    import sys
+
+    worker = sys.modules.get("shared.queue.worker")
+    if worker is not None:
+        worker.stop_worker()  # it holds the old store and settings
     for getter in (get_vonage, get_store):
         if getter.cache_info().currsize:
             try:

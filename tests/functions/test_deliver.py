@@ -24,8 +24,9 @@ def deliver_client():
 
 
 @pytest.fixture
-def batch(send_stack):
-    """A queued batch of two recipients, expanded, with the store and the deliver environment."""
+def batch(send_stack, monkeypatch):
+    """A queued batch of two recipients, with the store and the deliver environment."""
+    monkeypatch.setattr("shared.queue.worker.start_worker", lambda: None)  # only these requests deliver
     send_stack.configure(QUEUE_BACKEND="embedded", DELIVER_SECRET=SECRET, QUEUE_MAX_ATTEMPTS="3")
     body = send_stack.http.post({"to": us_numbers(2), "text": "Hi", "api": "sms"}).get_json()
     return send_stack, body["batch_id"]

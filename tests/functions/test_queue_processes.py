@@ -70,7 +70,8 @@ def all_results(http, batch_id):
 
 
 @pytest.fixture
-def queue_stack(send_stack, tmp_path):
+def queue_stack(send_stack, tmp_path, monkeypatch):
+    monkeypatch.setattr("shared.queue.worker.start_worker", lambda: None)  # only the worker processes send
     send_stack.sandbox_config(rate_limit=RATE, balance="1000000")  # throttles like Vonage above the rate
     send_stack.configure(
         QUEUE_BACKEND="embedded",

@@ -14,9 +14,24 @@ from tests.fixtures.send import FR_MOBILE, us_numbers
 
 
 @pytest.fixture
-def queued(send_stack):
+def queued(send_stack, monkeypatch):
     send_stack.configure(QUEUE_BACKEND="embedded", VONAGE_MAX_RPS="200", QUEUE_MIN_BACKOFF_SECONDS="0.01")
+    # These tests run the queue themselves, step by step (run_queue), not in background threads.
+    monkeypatch.setattr("shared.queue.worker.start_worker", lambda: None)
     return send_stack
+
+
+def test_a_process_that_accepts_a_batch_also_works_on_the_queue(send_stack):
+    # functions-framework run by hand starts no worker the way app.py does: the first batch does.
+    send_stack.configure(QUEUE_BACKEND="embedded", VONAGE_MAX_RPS="200")
+    response = send_stack.http.post({"to": us_numbers(3), "text": "Hi", "api": "sms"})
+    assert response.status_code == 202
+    import time
+
+    deadline = time.monotonic() + 60
+    while len(send_stack.sandbox.messages(api="sms")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(m["to"] for m in send_stack.sandbox.messages(api="sms")) == sorted(n[1:] for n in us_numbers(3))
 
 
 def run_queue(limit=10_000):

@@ -98,3 +98,30 @@ def test_secrets_stay_out_of_repr():
     text = repr(settings)
     for secret in ("topsecret", "tokentoken", "hooktoken"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "backend", "bulk_limit"),
+    [
+        ({}, "embedded", 100_000),  # the local run: a queue with nothing to configure
+        ({"CLOUD_TASKS_QUEUE": "projects/p/locations/l/queues/q"}, "cloudtasks", 100_000),
+        ({"K_SERVICE": "vonage-send"}, "none", 1000),  # Cloud Run: no CPU between requests for a worker
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, "none", 1000),
+        ({"QUEUE_BACKEND": "none"}, "none", 1000),
+        ({"QUEUE_BACKEND": "EMBEDDED", "K_SERVICE": "x"}, "embedded", 100_000),
+        ({"QUEUE_BACKEND": "embedded", "BULK_MAX_RECIPIENTS": "50"}, "embedded", 50),
+    ],
+)
+def test_the_queue_follows_the_environment(env, backend, bulk_limit):
+    settings = Settings.from_env(env)
+    assert settings.queue_backend == backend and settings.bulk_max_recipients == bulk_limit
+    assert settings.max_body_bytes == (4 * 1024 * 1024 if backend != "none" else 256 * 1024)
+
+
+def test_a_bad_queue_setting_is_named():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"QUEUE_BACKEND": "rabbit", "QUEUE_MAX_ATTEMPTS": "0"})
+    assert caught.value.problems == [
+        "QUEUE_BACKEND must be one of cloudtasks, embedded, none",
+        "QUEUE_MAX_ATTEMPTS must be at least 1",
+    ]
