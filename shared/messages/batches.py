@@ -146,6 +146,7 @@ def submit(
         "pages": (total + PAGE_SIZE - 1) // PAGE_SIZE,
         "initial": {"queued": total - invalid - repeats, "failed": invalid, "skipped_duplicate": repeats},
         "queue": queue.name,
+        "settle_seconds": settings.unknown_settle_seconds,
         "created_at": _iso(now),
     }
     try:
@@ -470,7 +471,12 @@ def _settle_unknown(store: StateStore, entry: dict[str, Any], *, now: float, win
     record = store.get(MESSAGES, str(entry.get("id"))) if entry.get("id") else None
     status = (record or {}).get("status")
     if status and status != "pending":
-        settled = "submitted" if status in ("submitted", "accepted", "buffered") else ("failed" if status != "delivered" and status != "read" else "delivered")
+        if status in ("delivered", "read"):
+            settled = "delivered"
+        elif status in ("submitted", "accepted", "buffered"):
+            settled = "submitted"
+        else:
+            settled = "failed"  # a final failure receipt (rejected, undeliverable, expired...)
         outcome = {"state": settled, "settled_by": "receipt", "vonage_ids": (record or {}).get("vonage_ids")}
     elif float(entry.get("unknown_at") or now) + window <= now:
         outcome = {"state": "unconfirmed", "settled_by": "timeout"}

@@ -158,3 +158,25 @@ def test_throttling_is_retried_by_the_queue_not_lost(queued):
     accepted = [m["to"] for m in queued.sandbox.messages(api="sms")]
     assert sorted(accepted) == sorted(n[1:] for n in us_numbers(3))
     assert len(queued.vonage_requests(api="sms")) > 3  # some attempts were throttled and retried
+
+
+def test_a_lost_answer_is_unknown_never_resent_and_settles_unconfirmed(queued):
+    queued.configure(QUEUE_BACKEND="embedded", VONAGE_MAX_RPS="200", QUEUE_MIN_BACKOFF_SECONDS="0.01",
+                     VONAGE_TIMEOUT_SECONDS="0.3", UNKNOWN_SETTLE_SECONDS="1")
+    queued.sandbox.set_faults("timeout=1;count=1")  # Vonage takes it, the answer comes too late
+    batch = queued.http.post({"to": us_numbers(2), "text": "Hi", "api": "sms"}).get_json()["batch_id"]
+    run_queue()
+    results = queued.http.get(f"/{batch}").get_json()["results"]
+    states = sorted(r["state"] for r in results)
+    assert states == ["submitted", "unknown"]
+    unknown = next(r for r in results if r["state"] == "unknown")
+    assert unknown["id"].startswith("msg_")
+    sent_before = len(queued.vonage_requests(api="sms"))
+    assert run_queue() == 0 and len(queued.vonage_requests(api="sms")) == sent_before  # never resent
+    import time
+
+    time.sleep(1.1)  # UNKNOWN_SETTLE_SECONDS passes with no receipt
+    body = queued.http.get(f"/{batch}").get_json()
+    settled = next(r for r in body["results"] if r["index"] == unknown["index"])
+    assert settled["state"] == "unconfirmed" and settled["settled_by"] == "timeout"
+    assert body["summary"].get("unconfirmed") == 1 and body["summary"].get("unknown", 0) == 0
