@@ -60,6 +60,8 @@ __all__ = [
     "get_batch",
     "is_batch_id",
     "pop_send_at",
+    "receipt_ref",
+    "settle_by_receipt",
     "submit",
 ]
 
@@ -82,6 +84,7 @@ RETRY_CODES = frozenset(
      "insufficient_balance", "idempotency_in_progress", "store_unavailable"}
 )
 _BATCH_ID_PREFIX = "bat_"
+REF_PREFIX = "vfq-"  # client_ref of a queued send whose caller gave none
 _CONTENT_FIELDS = ("channel", "api", "from", "text", "image", "audio", "video", "file", "template", "client_ref", "ttl",
                    "max_segments")
 
@@ -179,6 +182,9 @@ def submit(
             assert recipient.address is not None
             name = task_name(batch_id, recipient.address)
             doc.update(state="queued", task=name)
+            if request.client_ref is None:
+                # Our reference on the wire, so a receipt can settle a send whose answer was lost.
+                doc["client_ref"] = receipt_ref(batch_id, recipient.index)
         try:
             store.create(BATCH_RECIPIENTS, _recipient_key(batch_id, recipient.index), doc)
         except RecordExistsError:
@@ -352,6 +358,8 @@ def deliver_task(
         return TaskResult(503, retry_after=float(send_at) - now, error="not due yet")
     content = dict(batch["content"])
     try:
+        if entry.get("client_ref") and not content.get("client_ref"):
+            content["client_ref"] = entry["client_ref"]
         request = parse_send_request({**content, "to": entry["to"]}, settings)
         result, error = send_one(
             request,
@@ -485,6 +493,32 @@ def _settle_unknown(store: StateStore, entry: dict[str, Any], *, now: float, win
     if _finish(store, str(entry["batch_id"]), int(entry["index"]), outcome, from_states=("unknown",)):
         return {**entry, **outcome}
     return entry
+
+
+def receipt_ref(batch_id: str, index: int) -> str:
+    """The ``client_ref`` a queued send carries when the caller gave none (33 characters, so it
+    fits the SMS API's older 40-character limit too)."""
+    return REF_PREFIX + hashlib.sha256(f"{batch_id}:{index}".encode()).hexdigest()[:31]
+
+
+def settle_by_receipt(store: StateStore, client_ref: str | None, vonage_id: str, *, now: float) -> bool:
+    """A receipt for a Vonage id we never learned: if it names an ``unknown`` queued send by its
+    ``client_ref``, attach the id to that message (which merges the parked receipt) and settle
+    the recipient. True when it settled one. Called by the status webhook for parked receipts."""
+    from shared.messages.records import attach_vonage_ids
+
+    if not client_ref or not client_ref.startswith(REF_PREFIX) or len(client_ref) != len(REF_PREFIX) + 31:
+        return False
+    entries = store.query(BATCH_RECIPIENTS, where={"client_ref": client_ref}, limit=1)
+    if not entries or entries[0].get("state") != "unknown" or not entries[0].get("id"):
+        return False
+    entry = entries[0]
+    attach_vonage_ids(store, str(entry["id"]), [{"vonage_id": vonage_id}], price=None, currency=None, now=now)
+    settled = _settle_unknown(store, entry, now=now, window=float("inf"))
+    if settled.get("state") != "unknown":
+        log.info("an unknown send settled by its receipt", extra={"batch_id": entry.get("batch_id"), "state": settled["state"]})
+        return True
+    return False
 
 
 def _settle_window(batch: Mapping[str, Any]) -> float:

@@ -71,6 +71,12 @@ def receive_status(
         log.info("status duplicate dropped", extra={"vonage_id": event.vonage_id, "status_value": event.status})
         return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
     result = record_status_event(store, event)
+    if result == "parked" and event.extra.get("client_ref"):
+        # A queued send whose answer was lost is known only by its client_ref (docs/queue.md).
+        from shared.messages.batches import settle_by_receipt
+
+        if settle_by_receipt(store, str(event.extra["client_ref"]), event.vonage_id, now=now):
+            result = "applied"
     finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
     log.info(
         "status recorded",

@@ -180,3 +180,31 @@ def test_a_lost_answer_is_unknown_never_resent_and_settles_unconfirmed(queued):
     settled = next(r for r in body["results"] if r["index"] == unknown["index"])
     assert settled["state"] == "unconfirmed" and settled["settled_by"] == "timeout"
     assert body["summary"].get("unconfirmed") == 1 and body["summary"].get("unknown", 0) == 0
+
+
+def test_a_receipt_carrying_the_client_ref_settles_an_unknown_send(queued):
+    from shared import deps
+    from shared.webhooks.status import receive_status
+
+    queued.configure(QUEUE_BACKEND="embedded", VONAGE_MAX_RPS="200", QUEUE_MIN_BACKOFF_SECONDS="0.01",
+                     VONAGE_TIMEOUT_SECONDS="0.3")
+    queued.sandbox.set_faults("timeout=1;count=1")
+    batch = queued.http.post({"to": us_numbers(1), "text": "Hi", "api": "sms"}).get_json()["batch_id"]
+    run_queue()
+    (entry,) = queued.http.get(f"/{batch}").get_json()["results"]
+    assert entry["state"] == "unknown"
+    # The sandbox did take it: its receipt names our client_ref and the Vonage id we never learned.
+    (accepted,) = queued.sandbox.messages(api="sms")
+    assert accepted["client_ref"] == entry["client_ref"] and entry["client_ref"].startswith("vfq-")
+    receipt = {"messageId": accepted["id"], "status": "delivered", "err-code": "0", "msisdn": accepted["to"],
+               "to": "447700900000", "client-ref": accepted["client_ref"], "message-timestamp": "2026-12-02 10:00:00"}
+    answer = receive_status(receipt, settings=deps.get_settings(), store=deps.get_store())
+    assert answer["result"] == "applied"
+    body = queued.http.get(f"/{batch}").get_json()
+    (settled,) = body["results"]
+    assert settled["state"] == "delivered" and settled["settled_by"] == "receipt"
+    assert settled["vonage_ids"] == [accepted["id"]]
+    assert body["summary"].get("delivered") == 1 and body["summary"].get("unknown", 0) == 0
+    record = queued.http.get(f"/{entry['id']}").get_json()
+    assert record["status"] == "delivered"
+    assert run_queue() == 0 and len(queued.sandbox.messages(api="sms")) == 1  # and it was never resent
