@@ -9,6 +9,7 @@
    sandbox that allows ``--rate``/s and answers after ``--latency`` s: the arrival rate the
    sandbox saw over the limit (goal >= 97 %), its throttled answers (goal 0) and the most
    arrivals in any one-second window.
+3. With ``--emulator HOST``: tasks/s created in the Cloud Tasks emulator (one RPC per task).
 
 Prints one JSON document (and writes it to ``bench/.runs/queue-<time>.json``).
 """
@@ -123,6 +124,29 @@ def delivered_rate(creds: Any, run_dir: Path, *, processes: int, count: int, rat
     }
 
 
+def emulator_enqueue(host: str, count: int) -> dict[str, Any]:
+    """Tasks/s that CloudTasksQueue creates in the Cloud Tasks emulator at ``host`` (one RPC each).
+
+    The emulator dispatches to an address nobody serves, with --max-retries of its own; the
+    queue is paused first, so only the creation is measured.
+    """
+    from google.cloud import tasks_v2
+
+    from shared.queue.base import Task, task_name
+    from shared.queue.cloudtasks import CloudTasksQueue
+
+    path = f"projects/bench/locations/l1/queues/q{unique_suffix().replace('-', '')[:12]}"
+    queue = CloudTasksQueue(path, "http://127.0.0.1:9/", secret="bench", emulator_host=host)
+    queue.client.create_queue(parent=path.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=path))
+    queue.client.pause_queue(name=path)
+    tasks = [Task(task_name("bat_bench", f"+4477{i:08d}"), {"batch_id": "bat_bench", "index": i}, 0.0, "bat_bench")
+             for i in range(count)]
+    started = time.perf_counter()
+    report = queue.enqueue(tasks)
+    wall = time.perf_counter() - started
+    return {"tasks": count, "created": report.created, "seconds": round(wall, 3), "tasks_per_s": round(count / wall, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.queue", description=__doc__.split("\n\n")[0])
     parser.add_argument("--enqueue", type=int, default=100_000, help="recipients of the enqueue measurement")
@@ -130,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=30)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--processes", default="1,4")
+    parser.add_argument("--emulator", default="", help="host:port of a Cloud Tasks emulator: also measure tasks/s into it")
+    parser.add_argument("--emulator-tasks", type=int, default=2000)
     args = parser.parse_args(argv)
     creds = new_credentials()
     run_dir = RUNS_DIR / f"queue-{unique_suffix()}"
@@ -138,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.enqueue:
         results["enqueue"] = enqueue(creds, run_dir, args.enqueue)
         print(json.dumps(results["enqueue"]), file=sys.stderr)
+    if args.emulator:
+        results["emulator_enqueue"] = emulator_enqueue(args.emulator, args.emulator_tasks)
+        print(json.dumps(results["emulator_enqueue"]), file=sys.stderr)
     results["delivered"] = []
     for processes in (int(p) for p in args.processes.split(",") if p.strip()):
         run = delivered_rate(creds, run_dir, processes=processes, count=args.recipients, rate=args.rate, latency=args.latency)
