@@ -47,7 +47,7 @@ def send(request: flask.Request) -> flask.Response:
                 batches.get_batch(get_store(), str(item), scope=scope, cursor=request.args.get("cursor"), now=time.time())
             )
         return json_response(get_message(get_store(), item))
-    body = read_json(request, settings.max_body_bytes)
+    body = read_json(request, settings.send_max_body_bytes)
     outcome = send_messages(
         body,
         idempotency_key=request.headers.get("Idempotency-Key"),

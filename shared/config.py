@@ -104,6 +104,7 @@ class Settings:
     log_level: str = "INFO"
 
     # Queue (bulk and scheduled sends, docs/queue.md)
+    send_max_body_bytes: int = 256 * 1024
     queue_backend: str = "none"
     queue_backend_reason: str = "default"
     cloud_tasks_queue: str | None = None  # projects/P/locations/L/queues/Q
@@ -128,6 +129,7 @@ class Settings:
         backend, reason = _choose_backend(env)
         queue_backend, queue_reason = _choose_queue(env)
         queued = queue_backend != "none"
+        max_body = env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024)
         settings = cls(
             api_key=env.string("VONAGE_API_KEY"),
             api_secret=env.string("VONAGE_API_SECRET"),
@@ -175,11 +177,16 @@ class Settings:
             optout_reply=env.text("OPTOUT_REPLY", cls.optout_reply),
             optin_reply=env.text("OPTIN_REPLY", cls.optin_reply),
             help_reply=env.text("HELP_REPLY", cls.help_reply),
-            # 100,000 numbers are about 1.8 MB of JSON: a queued deployment takes bigger bodies.
-            max_body_bytes=env.integer("MAX_BODY_BYTES", (4 * 1024 * 1024) if queued else 256 * 1024, minimum=1024),
+            max_body_bytes=max_body,
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
             queue_backend=queue_backend,
             queue_backend_reason=queue_reason,
+            # 100,000 numbers are about 1.7 MB of JSON: with a queue, POST /send (only) takes more.
+            send_max_body_bytes=env.integer(
+                "SEND_MAX_BODY_BYTES",
+                4 * 1024 * 1024 if queued else max_body,
+                minimum=1024,
+            ),
             cloud_tasks_queue=env.string("CLOUD_TASKS_QUEUE"),
             cloud_tasks_emulator_host=env.string("CLOUD_TASKS_EMULATOR_HOST"),
             deliver_url=env.url("DELIVER_URL", "") or None,
