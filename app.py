@@ -29,6 +29,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "/inbound": ("functions.inbound", "inbound"),
     "/status": ("functions.status", "status"),
     "/balance": ("functions.balance", "balance"),
+    "/deliver": ("functions.deliver", "deliver"),
 }
 
 
@@ -51,8 +52,12 @@ def function_app(name: str, handler: Callable[[Any], Any]) -> Any:
     return app
 
 
-def create_app(functions: dict[str, tuple[str, str]] | None = None) -> Any:
-    """The one-process app: each function mounted at its path, plus health checks."""
+def create_app(functions: dict[str, tuple[str, str]] | None = None, *, queue_worker: bool = False) -> Any:
+    """The one-process app: each function mounted at its path, plus health checks.
+
+    ``queue_worker=True`` (the served app) also starts the embedded queue's worker threads
+    when QUEUE_BACKEND resolves to ``embedded`` (docs/queue.md).
+    """
     import flask
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -113,13 +118,26 @@ def create_app(functions: dict[str, tuple[str, str]] | None = None) -> Any:
         return {"error": {"code": "method_not_allowed", "message": "this path does not take that method"}}, 405
 
     root.wsgi_app = DispatcherMiddleware(root.wsgi_app, mounts)  # type: ignore[method-assign]
+    if queue_worker:
+        _start_queue_worker()
     return root
+
+
+def _start_queue_worker() -> None:
+    from shared.log import get_logger
+
+    try:
+        from shared.queue.worker import start_worker
+
+        start_worker()
+    except Exception as exc:  # a bad setting must not stop the app from serving its errors
+        get_logger("app").error("the embedded queue worker did not start", extra={"error": type(exc).__name__})
 
 
 def __getattr__(name: str) -> Any:
     # `gunicorn app:app` builds the app on first access, not when tests import this module.
     if name == "app":
         global app
-        app = create_app()
+        app = create_app(queue_worker=True)
         return app
     raise AttributeError(name)

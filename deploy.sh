@@ -20,7 +20,7 @@ WEBHOOK_FUNCTIONS=(inbound status)
 # shared/ (`grep -rn "ttl=" shared/`); tests/deploy/test_firestore_layout.py fails when
 # one is missing. Expiry is also checked in code: TTL deletion can lag by a day.
 TTL_FIELD="expire_at"
-TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_parts parked_receipts ratelimits verifications webhook_events)
+TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_parts parked_receipts queue_tasks ratelimits verifications webhook_events)
 
 # Composite indexes the queries in shared/ need on Firestore (an equality filter on one
 # field ordered by another), one per entry: "collection field:order[,field:order...]".
@@ -28,6 +28,9 @@ TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_part
 COMPOSITE_INDEXES=(
   "inbound from:ascending,received_at:descending"  # inbound listing ?number= (sender)
   "inbound to:ascending,received_at:descending"    # inbound listing ?number= (recipient)
+  "queue_tasks state:ascending,due_at:ascending"   # embedded queue: the next due tasks
+  "queue_tasks state:ascending,lease_until:ascending"  # embedded queue: leases run out
+  "batch_recipients page:ascending,index:ascending"    # GET /send/<batch_id>: one page of results
 )
 
 # Secret Manager: one secret per credential. The secret name is SECRET_PREFIX + the
@@ -85,6 +88,13 @@ SET_VONAGE_WEBHOOKS=0
 SET_SMS_WEBHOOKS=0
 DRY_RUN=0
 EVENTS_PREFIX=""
+# The Cloud Tasks queue of bulk and scheduled sends (docs/queue.md); off unless --queue.
+QUEUE_NAME=""
+QUEUE_RPS=""
+QUEUE_MAX_CONCURRENT=30
+QUEUE_MAX_ATTEMPTS=10
+QUEUE_MIN_BACKOFF=1
+QUEUE_MAX_BACKOFF=300
 
 usage() {
   cat <<'EOF'
@@ -178,6 +188,16 @@ Options:
                           the push subscription PREFIX-on-inbound with message ordering, a
                           retry policy (10s to 600s backoff) and, after 10 attempts, the
                           dead-letter topic
+  --queue NAME            bulk and scheduled sends through the Cloud Tasks queue NAME
+                          (docs/queue.md): creates or updates the queue, a service account
+                          <name-prefix>tasks whose OIDC token the tasks carry, and deploys
+                          the deliver function PRIVATE (only that account may invoke it)
+  --queue-rps N           the queue's --max-dispatches-per-second: the account's rate across
+                          every instance (default: VONAGE_MAX_RPS from the env file, else 30)
+  --queue-max-concurrent N  dispatches in flight at once (default: 30)
+  --queue-max-attempts N  attempts per task before deliver records it failed (default: 10)
+  --queue-min-backoff S   seconds before the first retry (default: 1)
+  --queue-max-backoff S   longest wait between retries (default: 300)
   --dry-run               print every command and run none (needs neither gcloud nor a
                           login; unknown values are printed as placeholders)
   -h, --help              this help
@@ -314,6 +334,12 @@ while [[ $# -gt 0 ]]; do
     --set-vonage-webhooks) SET_VONAGE_WEBHOOKS=1; shift ;;
     --set-sms-webhooks) SET_SMS_WEBHOOKS=1; shift ;;
     --events) need_value "$@"; EVENTS_PREFIX="$2"; shift 2 ;;
+    --queue) need_value "$@"; QUEUE_NAME="$2"; shift 2 ;;
+    --queue-rps) need_value "$@"; QUEUE_RPS="$2"; shift 2 ;;
+    --queue-max-concurrent) need_value "$@"; QUEUE_MAX_CONCURRENT="$2"; shift 2 ;;
+    --queue-max-attempts) need_value "$@"; QUEUE_MAX_ATTEMPTS="$2"; shift 2 ;;
+    --queue-min-backoff) need_value "$@"; QUEUE_MIN_BACKOFF="$2"; shift 2 ;;
+    --queue-max-backoff) need_value "$@"; QUEUE_MAX_BACKOFF="$2"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" 2 ;;
@@ -335,6 +361,18 @@ is_count "$MAX_INSTANCES" && (( MAX_INSTANCES >= 1 )) || die "--max-instances mu
 [[ -z "$EVENTS_PREFIX" || "$EVENTS_PREFIX" =~ ^[a-z][a-z0-9-]{2,200}$ ]] \
   || die "--events needs a topic prefix of 3+ lower-case letters, digits and '-', starting with a letter" 2
 [[ -n "$EVENTS_PREFIX" ]] && REQUIRED_SERVICES+=(pubsub.googleapis.com)
+
+if [[ -n "$QUEUE_NAME" ]]; then
+  [[ "$QUEUE_NAME" =~ ^[A-Za-z0-9-]{1,100}$ ]] || die "--queue may hold only letters, digits and '-'" 2
+  for pair in "QUEUE_MAX_CONCURRENT --queue-max-concurrent" "QUEUE_MAX_ATTEMPTS --queue-max-attempts" \
+              "QUEUE_MIN_BACKOFF --queue-min-backoff" "QUEUE_MAX_BACKOFF --queue-max-backoff"; do
+    read -r var flag <<< "$pair"
+    is_count "${!var}" && (( ${!var} >= 1 )) || die "$flag must be a whole number of at least 1" 2
+  done
+  (( QUEUE_MIN_BACKOFF <= QUEUE_MAX_BACKOFF )) || die "--queue-min-backoff cannot be above --queue-max-backoff" 2
+  ALL_FUNCTIONS+=(deliver)  # the queue's target: deployed private
+  REQUIRED_SERVICES+=(cloudtasks.googleapis.com iam.googleapis.com)
+fi
 
 # Which functions: entry points or paths, with or without the name prefix.
 SELECTED=()
@@ -389,6 +427,16 @@ if [[ -n "$ENV_FILE" ]]; then
     esac
     EXTRA_ENV+=("$key=$val")
   done < "$ENV_FILE"
+fi
+
+if [[ -n "$QUEUE_NAME" && -z "$QUEUE_RPS" ]]; then
+  QUEUE_RPS=30
+  for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
+    [[ "$pair" == VONAGE_MAX_RPS=* ]] && QUEUE_RPS="${pair#VONAGE_MAX_RPS=}"
+  done
+fi
+if [[ -n "$QUEUE_NAME" ]]; then
+  [[ "$QUEUE_RPS" =~ ^[0-9]+([.][0-9]+)?$ ]] && [[ "$QUEUE_RPS" != 0 ]] || die "--queue-rps must be a positive number" 2
 fi
 
 # ---- 1. preflight ----------------------------------------------------------------
@@ -531,6 +579,9 @@ secrets_for() {
   printf '%s' "${refs[*]}"
 }
 
+tasks_account() { printf '%stasks@%s.iam.gserviceaccount.com' "$NAME_PREFIX" "$PROJECT"; }
+deliver_url() { printf 'https://%s-%s.cloudfunctions.net/%s' "$REGION" "$PROJECT" "$(deployed_name deliver)"; }
+
 # env_for: the --set-env-vars value (the same for every function). gcloud splits the
 # list on ',', so when a value holds one another delimiter is chosen, written ^D^
 # in front (`gcloud topic escaping`).
@@ -538,6 +589,14 @@ env_for() {
   local pairs=("STATE_BACKEND=firestore" "GOOGLE_CLOUD_PROJECT=$PROJECT" "THREADS=$CONCURRENCY")
   [[ -n "$COLLECTION_PREFIX" ]] && pairs+=("FIRESTORE_COLLECTION_PREFIX=$COLLECTION_PREFIX")
   [[ -n "$EVENTS_PREFIX" ]] && pairs+=("PUBSUB_TOPIC_PREFIX=$EVENTS_PREFIX")
+  if [[ -n "$QUEUE_NAME" ]]; then
+    # send enqueues, deliver checks the tasks' tokens; the deliver URL and audience are the
+    # function's cloudfunctions.net URL, known before it is deployed.
+    pairs+=("QUEUE_BACKEND=cloudtasks" "CLOUD_TASKS_QUEUE=projects/$PROJECT/locations/$REGION/queues/$QUEUE_NAME"
+            "DELIVER_URL=$(deliver_url)" "DELIVER_SERVICE_ACCOUNT=$(tasks_account)"
+            "QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS" "QUEUE_MIN_BACKOFF_SECONDS=$QUEUE_MIN_BACKOFF"
+            "QUEUE_MAX_BACKOFF_SECONDS=$QUEUE_MAX_BACKOFF")
+  fi
   pairs+=(${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"})
   # Cloud Functions gen2 run on Cloud Run behind exactly one proxy, Google's front end, which
   # appends the caller's address to X-Forwarded-For: trust that one hop (docs/money-safety.md)
@@ -582,12 +641,29 @@ else
   done
   run gcloud projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$runtime_account" \
     --role=roles/datastore.user --condition=None --quiet
+
+  if [[ -n "$QUEUE_NAME" ]]; then
+    note "Cloud Tasks queue $QUEUE_NAME: at most $QUEUE_RPS sends/s across every instance"
+    run_soft gcloud iam service-accounts create "${NAME_PREFIX}tasks" "--project=$PROJECT" \
+      "--display-name=Cloud Tasks caller of the deliver function" --quiet
+    queue_flags=("--location=$REGION" "--project=$PROJECT" "--max-dispatches-per-second=$QUEUE_RPS"
+                 "--max-concurrent-dispatches=$QUEUE_MAX_CONCURRENT" "--max-attempts=$QUEUE_MAX_ATTEMPTS"
+                 "--min-backoff=${QUEUE_MIN_BACKOFF}s" "--max-backoff=${QUEUE_MAX_BACKOFF}s")
+    run_soft gcloud tasks queues create "$QUEUE_NAME" "${queue_flags[@]}" --quiet  # exists already: fine
+    run gcloud tasks queues update "$QUEUE_NAME" "${queue_flags[@]}" --quiet       # the settings, always
+    # The functions enqueue tasks that carry the tasks account's token.
+    run gcloud projects add-iam-policy-binding "$PROJECT" "--member=serviceAccount:$runtime_account" \
+      --role=roles/cloudtasks.enqueuer --condition=None --quiet
+    run gcloud iam service-accounts add-iam-policy-binding "$(tasks_account)" "--project=$PROJECT" \
+      "--member=serviceAccount:$runtime_account" --role=roles/iam.serviceAccountUser --quiet
+  fi
 fi
 
 # ---- 3. deploy -------------------------------------------------------------------
 timeout_for() {
   case "$1" in
     send) echo 300s ;;            # a bulk send paces itself to VONAGE_MAX_RPS
+    deliver) echo 60s ;;          # one recipient per task
     inbound|status) echo 30s ;;   # Vonage waits ~15 s for an answer anyway
     *) echo 60s ;;
   esac
@@ -611,9 +687,11 @@ for fn in "${SELECTED[@]}"; do
   cmd+=("--max-instances=$MAX_INSTANCES" "--set-env-vars=$ENV_VARS")
   secret_refs="$(secrets_for "$fn")"
   if [[ -n "$secret_refs" ]]; then cmd+=("--set-secrets=$secret_refs"); else cmd+=(--clear-secrets); fi
+  if [[ "$fn" == deliver ]]; then
+    cmd+=(--no-allow-unauthenticated)  # IAM: only the queue's service account may invoke it
   # balance is called by Cloud Scheduler with a bearer API token, which cannot ride beside a
   # Google ID token in one Authorization header: it stays public and checks the token itself.
-  if is_webhook "$fn" || [[ "$fn" == balance ]] || (( ! PRIVATE )); then
+  elif is_webhook "$fn" || [[ "$fn" == balance ]] || (( ! PRIVATE )); then
     cmd+=(--allow-unauthenticated)
   else
     cmd+=(--no-allow-unauthenticated)
@@ -621,6 +699,10 @@ for fn in "${SELECTED[@]}"; do
   [[ -n "$SERVICE_ACCOUNT" ]] && cmd+=("--service-account=$SERVICE_ACCOUNT")
   cmd+=(--quiet)
   run "${cmd[@]}"
+  if [[ "$fn" == deliver ]]; then
+    run gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" "--project=$PROJECT" \
+      "--member=serviceAccount:$(tasks_account)" --quiet
+  fi
 done
 
 # ---- 4. URLs and the Vonage webhooks ---------------------------------------------

@@ -5,6 +5,7 @@ CloudEvent function (a Pub/Sub trigger); the others are HTTP functions.
 """
 
 from functions.balance import balance
+from functions.deliver import deliver
 from functions.inbound import inbound
 from functions.on_inbound import on_inbound
 from functions.send import send
@@ -16,6 +17,7 @@ from functions.verify_start import verify_start
 
 __all__ = [
     "balance",
+    "deliver",
     "inbound",
     "on_inbound",
     "send",

@@ -51,6 +51,7 @@ def _bulk_once(creds: Credentials, run_dir: Path, count: int, rate: int, latency
             sandbox_url=sandbox.url,
             BULK_MAX_RECIPIENTS=str(count),
             VONAGE_MAX_RPS=str(rate),
+            QUEUE_BACKEND="none",  # this section measures the synchronous bulk path (queue: bench/queue.py)
         )
         child, port = serve_app("app:app", env, run_dir / "logs" / "bulk.log")
         numbers = recipients(count)

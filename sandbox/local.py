@@ -486,7 +486,7 @@ def _lazy_app() -> Any:
                 if "app" not in holder:
                     from app import create_app
 
-                    holder["app"] = create_app()
+                    holder["app"] = create_app(queue_worker=True)
         return holder["app"](environ, start_response)
 
     return wsgi

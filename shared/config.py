@@ -135,6 +135,23 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     log_level: str = "INFO"
 
+    # Queue (bulk and scheduled sends, docs/queue.md)
+    send_max_body_bytes: int = 256 * 1024
+    queue_backend: str = "none"
+    queue_backend_reason: str = "default"
+    cloud_tasks_queue: str | None = None  # projects/P/locations/L/queues/Q
+    cloud_tasks_emulator_host: str | None = None
+    deliver_url: str | None = None
+    deliver_service_account: str | None = None
+    deliver_audience: str | None = None
+    deliver_secret: str | None = field(default=None, repr=False)
+    queue_max_attempts: int = 10
+    queue_min_backoff: float = 1.0
+    queue_max_backoff: float = 300.0
+    queue_lease_seconds: float = 60.0
+    queue_workers: int = 4
+    unknown_settle_seconds: float = 3 * 86400.0
+
     # ---- construction -------------------------------------------------
 
     @classmethod
@@ -143,6 +160,9 @@ class Settings:
         env = _Env(os.environ if environ is None else environ)
         backend, reason = _choose_backend(env)
         events_backend, events_reason = _choose_events_backend(env)
+        queue_backend, queue_reason = _choose_queue(env)
+        queued = queue_backend != "none"
+        max_body = env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024)
         settings = cls(
             api_key=env.string("VONAGE_API_KEY"),
             api_secret=env.string("VONAGE_API_SECRET"),
@@ -167,7 +187,7 @@ class Settings:
             default_region=env.region("DEFAULT_REGION"),
             max_rps=env.number("VONAGE_MAX_RPS", 30.0, minimum=0.1),
             max_segments=env.integer("SEND_MAX_SEGMENTS", 6, minimum=1),
-            bulk_max_recipients=env.integer("BULK_MAX_RECIPIENTS", 1000, minimum=1),
+            bulk_max_recipients=env.integer("BULK_MAX_RECIPIENTS", 100_000 if queued else 1000, minimum=1),
             idempotency_ttl=env.number("IDEMPOTENCY_TTL_SECONDS", 86400.0, minimum=1),
             idempotency_in_progress_ttl=env.number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60.0, minimum=1),
             vonage_timeout=env.number("VONAGE_TIMEOUT_SECONDS", 10.0, minimum=0.1),
@@ -218,8 +238,28 @@ class Settings:
             verify_captcha_url=env.url("VERIFY_CAPTCHA_URL", "") or None,
             balance_alert_threshold=env.optional_number("BALANCE_ALERT_THRESHOLD", minimum=0),
             send_allow_control_characters=env.boolean("SEND_ALLOW_CONTROL_CHARACTERS", False),
-            max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            max_body_bytes=max_body,
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+            queue_backend=queue_backend,
+            queue_backend_reason=queue_reason,
+            # 100,000 numbers are about 1.7 MB of JSON: with a queue, POST /send (only) takes more.
+            send_max_body_bytes=env.integer(
+                "SEND_MAX_BODY_BYTES",
+                4 * 1024 * 1024 if queued else max_body,
+                minimum=1024,
+            ),
+            cloud_tasks_queue=env.string("CLOUD_TASKS_QUEUE"),
+            cloud_tasks_emulator_host=env.string("CLOUD_TASKS_EMULATOR_HOST"),
+            deliver_url=env.url("DELIVER_URL", "") or None,
+            deliver_service_account=env.string("DELIVER_SERVICE_ACCOUNT"),
+            deliver_audience=env.string("DELIVER_AUDIENCE"),
+            deliver_secret=env.string("DELIVER_SECRET", strip=False),
+            queue_max_attempts=env.integer("QUEUE_MAX_ATTEMPTS", 10, minimum=1),
+            queue_min_backoff=env.number("QUEUE_MIN_BACKOFF_SECONDS", 1.0, minimum=0.01),
+            queue_max_backoff=env.number("QUEUE_MAX_BACKOFF_SECONDS", 300.0, minimum=0.01),
+            queue_lease_seconds=env.number("QUEUE_LEASE_SECONDS", 60.0, minimum=1),
+            queue_workers=env.integer("QUEUE_WORKERS", 4, minimum=1),
+            unknown_settle_seconds=env.number("UNKNOWN_SETTLE_SECONDS", 3 * 86400.0, minimum=1),
         )
         env.check_pairs()
         if backend == "postgres" and not settings.database_url:
@@ -301,6 +341,21 @@ def _choose_events_backend(env: _Env) -> tuple[str, str]:
     if env.string("PUBSUB_TOPIC") or env.string("PUBSUB_TOPIC_PREFIX"):
         return "pubsub", "PUBSUB_TOPIC or PUBSUB_TOPIC_PREFIX is set"
     return "embedded", "no Pub/Sub topic configured"
+
+
+def _choose_queue(env: _Env) -> tuple[str, str]:
+    explicit = env.choice("QUEUE_BACKEND", ("cloudtasks", "embedded", "none"), "")
+    if explicit:
+        return explicit, "QUEUE_BACKEND"
+    if env.string("CLOUD_TASKS_QUEUE"):
+        return "cloudtasks", "CLOUD_TASKS_QUEUE is set"
+    # Cloud Functions / Cloud Run run no thread between requests, so an embedded worker would
+    # never deliver there: without Cloud Tasks, bulk stays synchronous (docs/queue.md).
+    if env.string("K_SERVICE"):
+        return "none", "running on Google Cloud without CLOUD_TASKS_QUEUE"
+    if env.string("AWS_LAMBDA_FUNCTION_NAME"):  # frozen between invocations: no worker can run
+        return "none", "running on AWS Lambda"
+    return "embedded", "no Cloud Tasks queue configured"
 
 
 class _Env:

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 from shared.log import configure_logging, get_logger, register_secrets
 
 if TYPE_CHECKING:
     from shared.events.base import EventBus
+    from shared.queue.base import TaskQueue
     from shared.store.base import StateStore
     from shared.vonage.client import VonageClient
 
-__all__ = ["get_bus", "get_settings", "get_settings_or_none", "get_store", "get_vonage", "reset"]
+__all__ = ["get_bus", "get_queue", "get_queue_pacer", "get_settings", "get_settings_or_none", "get_store", "get_vonage", "reset"]
 
 _lock = threading.Lock()
 
@@ -104,8 +105,41 @@ def get_vonage() -> VonageClient:
     return VonageClient(get_settings())
 
 
+@functools.cache
+def get_queue() -> TaskQueue | None:
+    """The task queue chosen by QUEUE_BACKEND (or the environment), logged once; None for ``none``."""
+    from shared.queue import open_queue
+
+    settings = get_settings()
+    queue = open_queue(settings, get_store())
+    get_logger("shared.deps").info(
+        "task queue ready", extra={"backend": settings.queue_backend, "why": settings.queue_backend_reason}
+    )
+    return queue
+
+
+@functools.cache
+def get_queue_pacer() -> Any:
+    """The pacer queued sends use: on the embedded queue, one budget shared through the store by
+    every process; with Cloud Tasks the queue's own rate limit paces, and the process pacer
+    only smooths what one instance sends."""
+    settings = get_settings()
+    if settings.queue_backend == "embedded":
+        from shared.queue.embedded import StorePacer
+
+        return StorePacer(get_store(), settings.max_rps, hold=settings.queue_lease_seconds)
+    from shared.messages.pacing import get_pacer
+
+    return get_pacer(settings.max_rps)
+
+
 def reset() -> None:
     """Forget every singleton (tests, and the local runner when it rewires the environment)."""
+    import sys
+
+    worker = sys.modules.get("shared.queue.worker")
+    if worker is not None:
+        worker.stop_worker()  # it holds the old store and settings
     for getter in (get_bus, get_vonage, get_store):
         if getter.cache_info().currsize:
             try:
@@ -113,4 +147,6 @@ def reset() -> None:
             except Exception:
                 pass
         getter.cache_clear()
+    get_queue.cache_clear()
+    get_queue_pacer.cache_clear()
     get_settings.cache_clear()

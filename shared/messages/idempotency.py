@@ -238,3 +238,21 @@ def _verdict(key: str, owner: str, doc: Mapping[str, Any], fingerprint: str, clo
         "a request with this Idempotency-Key is still in progress; retry shortly to get its result",
         retry_after=max(1.0, min(remaining, IN_PROGRESS_RETRY_AFTER)),
     )
+
+
+def release_abandoned(store: StateStore, key: str, fingerprint: str) -> bool:
+    """Free a key left ``in_progress`` by an attempt that died before anything was sent.
+
+    Only for a caller that KNOWS nothing went out (the queue's next attempt found no message
+    record for it): a key whose outcome is unknown is never freed. True when freed.
+    """
+
+    def free(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None or doc.get("status") != "in_progress" or doc.get("fingerprint") != fingerprint:
+            return None
+        if doc.get("outcome") == "unknown":
+            return None
+        return {**doc, "status": "released"}
+
+    after = store.update(IDEMPOTENCY, key, free)
+    return after is not None and after.get("status") == "released"

@@ -48,6 +48,7 @@ __all__ = [
     "APIS",
     "CHANNELS",
     "CONTENT_BY_CHANNEL",
+    "SEND_FIELDS",
     "CONTENT_KINDS",
     "MAX_ITEMS",
     "MessageItem",
@@ -109,7 +110,7 @@ TTL_RANGES: Mapping[tuple[str, str], tuple[int, int]] = {
     ("rcs", "messages"): (20, 259_200),
     ("viber", "messages"): (30, 259_200),
 }
-_FIELDS = frozenset(
+SEND_FIELDS = frozenset(  # every field a send request may carry
     {"to", "channel", "api", "from", "client_ref", "ttl", "max_segments", "dry_run", *CONTENT_KINDS,
      "suggestions", "context", "rcs", "failover", "channels"}
 )
@@ -268,10 +269,10 @@ def parse_send_request(body: Mapping[str, Any], settings: Settings) -> SendReque
     """Validate the JSON body of a send; raise ValidationError (422) naming the first bad field."""
     if not isinstance(body, Mapping):
         raise ValidationError("the body must be a JSON object", code="invalid_json")
-    unknown = sorted(str(name) for name in body if name not in _FIELDS)
+    unknown = sorted(str(name) for name in body if name not in SEND_FIELDS)
     if unknown:
         raise ValidationError(
-            f"unknown field {unknown[0]!r}; the fields are: {', '.join(sorted(_FIELDS))}",
+            f"unknown field {unknown[0]!r}; the fields are: {', '.join(sorted(SEND_FIELDS))}",
             field=unknown[0],
             code="unknown_field",
         )

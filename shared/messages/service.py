@@ -44,6 +44,7 @@ from shared.errors import (
     NotFoundError,
     ServiceError,
     StoreError,
+    ValidationError,
     VonageTimeoutError,
     VonageUnavailableError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "caller_scope",
     "get_message",
     "send_messages",
+    "send_one",
     "send_text",
 ]
 
@@ -147,6 +149,11 @@ class _Run:
     tenant: str | None = None  # the caller's tenant (shared.tenants); written on each record
     abort: threading.Event = field(default_factory=threading.Event)
     abort_error: list[ServiceError] = field(default_factory=list)
+    # Queued sends (shared.messages.batches): the pacer shared by every process, and a hold on
+    # the per-recipient key that outlives any retry of the task (a crashed attempt is resolved
+    # by the next one, never by the key expiring).
+    pacer: Any = None
+    in_progress_ttl: float | None = None
 
 
 # ---- public API ---------------------------------------------------------------------------
@@ -162,6 +169,7 @@ def send_messages(
     scope: str = "api",
     clock: Callable[[], float] = time.time,
     tenant: str | None = None,
+    queue: Any = None,
 ) -> SendOutcome:
     """Handle the JSON body of ``POST /send``.
 
@@ -171,11 +179,26 @@ def send_messages(
     Vonage error (422 invalid number, 402 no credit, 503 throttled, 5xx misconfigured...),
     ``opted_out`` (422). ``scope`` separates the keys of different callers.
     """
+    from shared.messages import batches
+
+    body, send_at = batches.pop_send_at(body, clock())
     request = parse_send_request(body, settings)
     # Checked before a dry run too: a malformed Idempotency-Key is refused whatever the body asks.
     key = idem.validate_key(idempotency_key) if idempotency_key is not None else None
     if request.dry_run:
         return SendOutcome(200, _dry_run_report(request, store, settings, clock, vonage))
+    if send_at is not None or (queue is not None and request.bulk):
+        # Bulk and scheduled sends go through the queue, at the account's rate across instances.
+        if queue is None:
+            raise ValidationError(
+                "send_at needs a queue: set QUEUE_BACKEND to embedded or cloudtasks", field="send_at", code="queue_required"
+            )
+        _require_credentials(request.api, settings)
+        status, answer = batches.submit(
+            request, body, send_at=send_at, key=key, scope=scope, tenant=tenant, settings=settings, store=store, queue=queue,
+            now=clock(),
+        )
+        return SendOutcome(status, answer)
     deliveries = _execute(
         _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=clock, tenant=tenant)
     )
@@ -213,6 +236,31 @@ def send_text(
     key = idem.validate_key(idempotency_key)
     run = _Run(request, settings, store, vonage, key, INTERNAL_SCOPE, bypass_suppression, time.time)
     return _execute(run)[0].result
+
+
+def send_one(
+    request: SendRequest,
+    *,
+    key: str,
+    scope: str,
+    settings: Settings,
+    store: StateStore,
+    vonage: VonageClient,
+    pacer: Any = None,
+    in_progress_ttl: float | None = None,
+    tenant: str | None = None,
+) -> tuple[dict[str, Any], ServiceError | None]:
+    """The per-recipient routine of every send, for one queued recipient (``deliver``).
+
+    ``request`` is a single-recipient request. Returns the recipient's result (``status``:
+    submitted, failed, opted_out, in_progress, unknown; ``replayed`` when the key had completed)
+    and the error behind it. Raises StoreError when the store fails before anything was sent.
+    """
+    _require_credentials(request.api, settings)
+    run = _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=time.time,
+               pacer=pacer, in_progress_ttl=in_progress_ttl, tenant=tenant)
+    delivery = _deliver(run, request.recipients[0])
+    return delivery.result, delivery.error
 
 
 def get_message(store: StateStore, message_id: str | None, *, caller: ApiCaller | None = None) -> dict[str, Any]:
@@ -328,7 +376,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 store,
                 idem.store_key(run.scope, idem.derive_key(run.key, address)),
                 request.fingerprint,
-                in_progress_ttl=settings.idempotency_in_progress_ttl,
+                in_progress_ttl=run.in_progress_ttl or settings.idempotency_in_progress_ttl,
                 clock=run.clock,
             )
         except idem.IdempotencyInProgressError as exc:
@@ -398,7 +446,8 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         # A single send relies on the client's retries and answers 503 + Retry-After; a bulk send
         # also backs the whole process off and tries a throttled recipient again.
         retries = THROTTLE_RETRIES if request.bulk else 0
-        submission = paced_call(get_pacer(settings.max_rps), lambda: _submit(run, recipient, plan), retries=retries)
+        pacer = run.pacer if run.pacer is not None else get_pacer(settings.max_rps)
+        submission = paced_call(pacer, lambda: _submit(run, recipient, plan), retries=retries)
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)

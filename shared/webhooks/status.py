@@ -86,6 +86,12 @@ def receive_status(
             flush(store, bus, EVENTS, key)  # events a failed publish left behind go out now
         return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
     result = record_status_event(store, event)
+    if result == "parked" and event.extra.get("client_ref"):
+        # A queued send whose answer was lost is known only by its client_ref (docs/queue.md).
+        from shared.messages.batches import settle_by_receipt
+
+        if settle_by_receipt(store, str(event.extra["client_ref"]), event.vonage_id, now=now):
+            result = "applied"
     events = [status_event(key, event, fields, result, at=now)] if bus is not None and result != "duplicate" else []
     finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
     if events:

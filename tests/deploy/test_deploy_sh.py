@@ -18,8 +18,8 @@ from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, ma
 ALL = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status", "balance")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next")
-TTL = ("budgets", "events_outbox", "events_processed", "idempotency", "inbound_parts", "parked_receipts", "ratelimits",
-       "verifications", "webhook_events")
+TTL = ("budgets", "events_outbox", "events_processed", "idempotency", "inbound_parts", "parked_receipts", "queue_tasks",
+       "ratelimits", "verifications", "webhook_events")
 
 
 def deployed(fn: str) -> str:
@@ -322,7 +322,7 @@ def test_collection_prefix_reaches_the_ttl_policies_indexes_and_the_functions(fa
     groups = {flag_value(u, "--collection-group") for u in result.gcloud_calls("firestore", "fields", "ttls", "update")}
     assert groups == {"dev_" + c for c in TTL}
     index_groups = {flag_value(i, "--collection-group") for i in result.gcloud_calls("firestore", "indexes", "composite", "create")}
-    assert index_groups == {"dev_inbound"}
+    assert index_groups == {"dev_inbound", "dev_queue_tasks", "dev_batch_recipients"}
     for argv in result.deploys().values():
         assert env_vars(argv)["FIRESTORE_COLLECTION_PREFIX"] == "dev_"
 
@@ -332,6 +332,9 @@ def test_the_inbound_listing_indexes_are_created(full_run):
     configs = sorted(tuple(a for a in call if a.startswith("--field-config=")) for call in created)
     assert configs == [
         ("--field-config=field-path=from,order=ascending", "--field-config=field-path=received_at,order=descending"),
+        ("--field-config=field-path=page,order=ascending", "--field-config=field-path=index,order=ascending"),
+        ("--field-config=field-path=state,order=ascending", "--field-config=field-path=due_at,order=ascending"),
+        ("--field-config=field-path=state,order=ascending", "--field-config=field-path=lease_until,order=ascending"),
         ("--field-config=field-path=to,order=ascending", "--field-config=field-path=received_at,order=descending"),
     ]
 
@@ -665,3 +668,85 @@ def test_firestore_only_sets_up_the_database_and_deploys_nothing(fake_gcloud):
 def test_firestore_only_excludes_skip_setup(fake_gcloud):
     result = fake_gcloud.run("--project", "p1", "--firestore-only", "--skip-setup")
     assert result.returncode == 2 and result.calls == []
+
+
+# ---- the Cloud Tasks queue (--queue, docs/queue.md) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def queue_run(tmp_path_factory):
+    env_file = tmp_path_factory.mktemp("queue_env") / "deploy.env"
+    env_file.write_text("VONAGE_MAX_RPS=25\n")
+    result = make_fake_gcloud(tmp_path_factory.mktemp("queue_run")).run(
+        "--project", "p1", "--region", "europe-west1", "--queue", "sends", "--queue-max-concurrent", "12",
+        "--queue-max-attempts", "7", "--queue-min-backoff", "2", "--queue-max-backoff", "120", "--env-file", str(env_file),
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_queue_gets_the_accounts_rate_and_the_retry_settings(queue_run):
+    updates = queue_run.gcloud_calls("tasks", "queues", "update")
+    assert len(updates) == 1 and updates[0][3] == "sends"
+    update = updates[0]
+    assert flag_value(update, "--location") == "europe-west1"
+    assert flag_value(update, "--max-dispatches-per-second") == "25"  # VONAGE_MAX_RPS: the rate for every instance
+    assert flag_value(update, "--max-concurrent-dispatches") == "12"
+    assert flag_value(update, "--max-attempts") == "7"
+    assert (flag_value(update, "--min-backoff"), flag_value(update, "--max-backoff")) == ("2s", "120s")
+    assert queue_run.gcloud_calls("tasks", "queues", "create")[0][3] == "sends"
+    assert any("cloudtasks.googleapis.com" in call for call in queue_run.gcloud_calls("services", "enable"))
+
+
+def test_deliver_is_deployed_private_and_only_the_tasks_account_may_invoke_it(queue_run):
+    deploy = queue_run.deploys()["vonage-deliver"]
+    assert flag_value(deploy, "--entry-point") == "deliver"
+    assert "--no-allow-unauthenticated" in deploy and "--allow-unauthenticated" not in deploy
+    assert queue_run.gcloud_calls("iam", "service-accounts", "create")[0][3] == "vonage-tasks"
+    invokers = queue_run.gcloud_calls("functions", "add-invoker-policy-binding")
+    assert [(call[2], flag_value(call, "--member")) for call in invokers] == [
+        ("vonage-deliver", "serviceAccount:vonage-tasks@p1.iam.gserviceaccount.com")
+    ]
+    acting = queue_run.gcloud_calls("iam", "service-accounts", "add-iam-policy-binding")
+    assert acting[0][3] == "vonage-tasks@p1.iam.gserviceaccount.com"
+    assert flag_value(acting[0], "--role") == "roles/iam.serviceAccountUser"
+    roles = [flag_value(c, "--role") for c in queue_run.gcloud_calls("projects", "add-iam-policy-binding")]
+    assert "roles/cloudtasks.enqueuer" in roles
+
+
+def test_send_and_deliver_are_told_about_the_queue(queue_run):
+    for name in ("vonage-send", "vonage-deliver"):
+        env = env_vars(queue_run.deploys()[name])
+        assert env["QUEUE_BACKEND"] == "cloudtasks"
+        assert env["CLOUD_TASKS_QUEUE"] == "projects/p1/locations/europe-west1/queues/sends"
+        assert env["DELIVER_URL"] == "https://europe-west1-p1.cloudfunctions.net/vonage-deliver"
+        assert env["DELIVER_SERVICE_ACCOUNT"] == "vonage-tasks@p1.iam.gserviceaccount.com"
+        assert env["QUEUE_MAX_ATTEMPTS"] == "7"
+
+
+def test_without_queue_nothing_about_cloud_tasks_is_created(full_run):
+    assert full_run.gcloud_calls("tasks") == []
+    assert "vonage-deliver" not in full_run.deploys()
+    assert all("QUEUE_BACKEND" not in env_vars(call) for call in full_run.deploys().values())
+
+
+def test_dry_run_prints_the_queue_commands_a_real_run_issues(fake_gcloud):
+    args = ("--project", "p1", "--queue", "sends")
+    real = fake_gcloud.run(*args)
+    dry = fake_gcloud.run(*args, "--dry-run")
+    assert real.returncode == 0 and dry.returncode == 0, real.stderr + dry.stderr
+    printed = [[a.replace("PROJECT_NUMBER", FAKE_PROJECT_NUMBER) for a in argv[1:]] for argv in dry.printed if argv[0] == "gcloud"]
+    assert [c for c in printed if c[:1] == ["tasks"]] == [c for c in real.calls if c[:1] == ["tasks"]] != []
+    assert dry.calls == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--queue", "bad name"), "--queue"),
+    (("--queue", "q", "--queue-max-attempts", "0"), "--queue-max-attempts"),
+    (("--queue", "q", "--queue-min-backoff", "9", "--queue-max-backoff", "3"), "--queue-min-backoff"),
+    (("--queue", "q", "--queue-rps", "fast"), "--queue-rps"),
+])
+def test_bad_queue_options_exit_2_before_any_command(fake_gcloud, args, message):
+    result = fake_gcloud.run("--project", "p1", *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert result.gcloud_calls("functions") == []

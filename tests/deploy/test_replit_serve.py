@@ -127,7 +127,8 @@ def served(tmp_path_factory, replit) -> Iterator[_Server]:
 def test_the_deployment_serves_every_function_over_real_http(served):
     status, body = served.request("GET", "/healthz")
     assert status == 200
-    assert body["functions"] == ["/balance", "/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-next", "/verify-start"]
+    assert body["functions"] == ["/balance", "/deliver", "/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-next",
+                                   "/verify-start"]
     assert served.request("GET", "/readyz") == (200, {"status": "ok", "store": "sqlite"})
 
 

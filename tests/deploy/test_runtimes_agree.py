@@ -296,7 +296,8 @@ def test_health_checks_agree_between_the_one_process_app_and_lambda(environment,
     answers = _answers(environment, _runtimes(function_clients, one_process_client, with_per_function=False), ROOT_CALLS)
     reference = answers["one-process app"]
     assert reference[0].status == 200 and reference[0].body["status"] == "ok"
-    assert reference[0].body["functions"] == ["/balance", "/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-next", "/verify-start"]
+    assert reference[0].body["functions"] == ["/balance", "/deliver", "/inbound", "/send", "/status", "/verify-cancel", "/verify-check", "/verify-next",
+                                   "/verify-start"]
     assert reference[1].status == 200 and reference[1].body == {"status": "ok", "store": "sqlite"}
     for name, got in answers.items():
         assert [(a.status, a.body) for a in got] == [(a.status, a.body) for a in reference], name

@@ -435,6 +435,24 @@ for _label in LABELS:
         if str(_status) in _operation(_label)["responses"]:
             TRIGGERS.setdefault((_label, _status), _trigger)
 TRIGGERS[("GET /status", 400)] = lambda e, l: e.call(l, params={"status": "delivered"})  # no messageId
+# Cancelling takes a batch id (docs/queue.md): an unknown batch is 404, the rest as usual.
+_BATCH_PATH = "/send/bat_" + "0" * 32
+
+
+def _store_down_then(e: Any, l: str) -> httpx.Response:
+    e.store_down("GET /send/{id}")  # patches the store; the GET's own answer is not the point
+    return e.call(l, path=_BATCH_PATH)
+
+
+def _misconfigured_then(e: Any, l: str) -> httpx.Response:
+    e.stack.configure(API_TOKENS=None)
+    return e.call(l, path=_BATCH_PATH)
+
+
+TRIGGERS[("DELETE /send/{id}", 401)] = lambda e, l: e.call(l, auth=False, path=_BATCH_PATH)
+TRIGGERS[("DELETE /send/{id}", 404)] = lambda e, l: e.call(l, path=_BATCH_PATH)
+TRIGGERS[("DELETE /send/{id}", 500)] = _misconfigured_then
+TRIGGERS[("DELETE /send/{id}", 503)] = _store_down_then
 
 DOCUMENTED_ERRORS = [(label, int(status)) for label in LABELS for status in _operation(label)["responses"] if int(status) >= 400]
 

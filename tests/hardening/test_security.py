@@ -109,6 +109,10 @@ ALLOWED = {
         "key not in _RESERVED": "log record attribute names",
     },
     "shared/messages/service.py": {"exc.code in FATAL_CODES": "our error codes"},
+    "shared/messages/batches.py": {
+        "error.code in RETRY_CODES": "our error codes",
+        "exc.code in RETRY_CODES": "our error codes",
+    },
     "shared/webhooks/codes.py": {"code in MESSAGES_ERRORS": "Vonage's public error codes"},
     "shared/webhooks/inbound.py": {"code in RETRYABLE_REPLY_ERRORS": "our error codes"},
 }

@@ -148,3 +148,29 @@ def test_no_credentials_at_all_names_both_ways_in():
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"VONAGE_API_KEY": "k", "VONAGE_API_SECRET": "s"}).require_application()
     assert "no Vonage credentials" not in info.value.message
+@pytest.mark.parametrize(
+    ("env", "backend", "bulk_limit"),
+    [
+        ({}, "embedded", 100_000),  # the local run: a queue with nothing to configure
+        ({"CLOUD_TASKS_QUEUE": "projects/p/locations/l/queues/q"}, "cloudtasks", 100_000),
+        ({"K_SERVICE": "vonage-send"}, "none", 1000),  # Cloud Run: no CPU between requests for a worker
+        ({"AWS_LAMBDA_FUNCTION_NAME": "f"}, "none", 1000),
+        ({"QUEUE_BACKEND": "none"}, "none", 1000),
+        ({"QUEUE_BACKEND": "EMBEDDED", "K_SERVICE": "x"}, "embedded", 100_000),
+        ({"QUEUE_BACKEND": "embedded", "BULK_MAX_RECIPIENTS": "50"}, "embedded", 50),
+    ],
+)
+def test_the_queue_follows_the_environment(env, backend, bulk_limit):
+    settings = Settings.from_env(env)
+    assert settings.queue_backend == backend and settings.bulk_max_recipients == bulk_limit
+    assert settings.send_max_body_bytes == (4 * 1024 * 1024 if backend != "none" else 256 * 1024)
+    assert settings.max_body_bytes == 256 * 1024  # every other function keeps the small limit
+
+
+def test_a_bad_queue_setting_is_named():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"QUEUE_BACKEND": "rabbit", "QUEUE_MAX_ATTEMPTS": "0"})
+    assert caught.value.problems == [
+        "QUEUE_BACKEND must be one of cloudtasks, embedded, none",
+        "QUEUE_MAX_ATTEMPTS must be at least 1",
+    ]
