@@ -135,6 +135,7 @@ class PostgresStateStore(StateStore):
         self._next_sweep = -math.inf
         self._sweep_lock = threading.Lock()
         self._returned_at: dict[int, float] = {}  # id(connection) -> monotonic time it went idle
+        _load_driver()
 
     def __repr__(self) -> str:
         return f"PostgresStateStore(pool_size={self.pool_size})"  # never the URL: it may hold a password
@@ -441,6 +442,22 @@ def _unescape(value: Any) -> Any:
 def _loads(data: bytes) -> Any:
     value = json.loads(data)
     return _unescape(value) if _ESC_BYTES in data else value
+
+
+_driver_lock = threading.Lock()
+
+
+def _load_driver() -> None:
+    """Import psycopg and its pool once, under a lock, when the first store is built.
+
+    The import stays off cold starts that never touch PostgreSQL, but it must not happen lazily
+    on request threads: two threads importing psycopg at once deadlock or see a half-initialised
+    module (seen in the webhook burst: 144 of 160 webhooks failed with an import error).
+    """
+    with _driver_lock:
+        import psycopg  # noqa: F401
+        import psycopg.types.json  # noqa: F401
+        import psycopg_pool  # noqa: F401
 
 
 def _jsonb(data: dict[str, Any]) -> Any:

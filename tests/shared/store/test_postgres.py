@@ -58,6 +58,19 @@ def test_importing_the_backend_does_not_import_psycopg() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_building_the_store_loads_the_driver_so_request_threads_never_import_it() -> None:
+    # Two request threads importing psycopg lazily at once deadlock or see a half-built module
+    # (the webhook burst lost 144 of 160 webhooks that way): the store imports it when built.
+    code = (
+        "import sys\n"
+        "from shared.store.postgres import PostgresStateStore\n"
+        "PostgresStateStore('postgresql://nobody@127.0.0.1:1/none')\n"
+        "print(sorted(m for m in ('psycopg', 'psycopg.types.json', 'psycopg_pool') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['psycopg', 'psycopg.types.json', 'psycopg_pool']"
+
+
 def test_migrations_are_numbered_in_order_and_ship_with_the_code() -> None:
     found = migrations()
     assert [version for version, _, _ in found] == list(range(1, len(found) + 1))
