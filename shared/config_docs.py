@@ -63,7 +63,8 @@ VARIABLES: dict[str, VariableDoc] = {
     "GCLOUD_PROJECT": VariableDoc(_S, "Older name of `GOOGLE_CLOUD_PROJECT`, read when that is unset.", None, "–"),
     "FIRESTORE_EMULATOR_HOST": VariableDoc(_S, "`host:port` of a Firestore emulator; setting it selects Firestore.", "firestore_emulator_host"),
     "FIRESTORE_COLLECTION_PREFIX": VariableDoc(_S, "Prefix of every collection name, to share one Firestore database between environments.", "firestore_collection_prefix"),
-    "K_SERVICE": VariableDoc(_S, "Set by Cloud Run / Cloud Functions (never set it yourself): with a project, selects Firestore.", None, "–"),
+    "K_SERVICE": VariableDoc(_S, "Set by Cloud Run / Cloud Functions (never set it yourself): with a project, selects Firestore; without `QUEUE_BACKEND`, no embedded queue (no worker runs between requests there).", None, "–"),
+    "AWS_LAMBDA_FUNCTION_NAME": VariableDoc(_S, "Set by AWS Lambda (never set it yourself): without `QUEUE_BACKEND`, no embedded queue (a frozen Lambda runs no worker between invocations).", None, "–"),
     # Phone numbers
     "DEFAULT_REGION": VariableDoc(_P, "Two-letter region for national numbers (`07911 123456` with `GB`). Unset: numbers need their country code.", "default_region"),
     # Sending

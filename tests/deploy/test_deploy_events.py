@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.deploy.test_deploy_sh import env_vars
 from tests.fixtures.deploy import FAKE_PROJECT_NUMBER, flag_value
 
-TOPICS = ("message-inbound", "message-status", "verify-completed", "optout", "batch-completed", "dead-letter")
+TOPICS = ("message-inbound", "message-status", "verify-completed", "optout", "batch-completed", "account-balance-low", "dead-letter")
 RUNTIME_ACCOUNT = f"{FAKE_PROJECT_NUMBER}-compute@developer.gserviceaccount.com"
 PUBSUB_AGENT = f"service-{FAKE_PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 

@@ -134,12 +134,18 @@ def test_send_at_is_checked(queued, send_stack):
     assert no_queue.status_code == 422 and no_queue.get_json()["error"]["code"] == "queue_required"
 
 
-def test_another_callers_batch_is_not_found(queued):
+def test_another_tenants_batch_is_not_found_and_an_admin_sees_it(queued):
+    # Batches are scoped like messages (shared.tenants): another tenant's id answers 404 exactly
+    # like an unknown one, on GET and on DELETE; an admin token reads every tenant's batches.
+    queued.configure(QUEUE_BACKEND="embedded", API_TOKENS="shop:send-test-token-0123456789:send,"
+                     "other:other-token-0123456789:send,ops:ops-token-0123456789:*")
     batch = queued.http.post({"to": us_numbers(2), "text": "Hi", "api": "sms"}).get_json()["batch_id"]
-    queued.configure(QUEUE_BACKEND="embedded", API_TOKENS="send-test-token-0123456789,other-token-0123456789")
     response = queued.http.get(f"/{batch}", token="other-token-0123456789")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
     assert queued.http.post(None, path=f"/{batch}", method="DELETE", token="other-token-0123456789").status_code == 404
+    seen = queued.http.get(f"/{batch}", token="ops-token-0123456789")
+    assert seen.status_code == 200 and seen.get_json()["batch_id"] == batch
+    assert queued.http.get(f"/{batch}").status_code == 200  # its own tenant
 
 
 def test_throttling_is_retried_by_the_queue_not_lost(queued):

@@ -132,7 +132,7 @@ def test_documented_request_fields_are_the_fields_the_code_reads() -> None:
     from shared.messages import request as send_request
     from shared.verify import inputs
 
-    assert _properties("SendRequest") == set(send_request._FIELDS)
+    assert _properties("SendRequest") == set(send_request.SEND_FIELDS)
     assert _properties("Media") == {"url", "caption", "name"}
     assert _properties("Template") == {"name", "parameters", "locale"}
     assert _properties("VerifyStartRequest") == _keys_read(inputs.parse_start)

@@ -106,7 +106,9 @@ def _wrong(code: str) -> str:
 def test_the_code_the_phone_received_verifies_once(flows, api):
     request_id = flows.start(api)
     code = flows.sandbox.last_code(GB_MOBILE)
-    assert code and len(code) == 4
+    from shared.verify.inputs import DEFAULT_CODE_LENGTH
+
+    assert code and len(code) == DEFAULT_CODE_LENGTH == 6  # 6 digits by default (money safety)
     assert flows.check(api, request_id, code) == {"request_id": request_id, "status": "verified"}
     record = load_record(flows.store, request_id)
     assert record.status is VerificationStatus.VERIFIED and record.attempts == 1 and record.api == api
