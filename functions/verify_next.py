@@ -28,9 +28,9 @@ def verify_next(request: flask.Request) -> flask.Response:
 
     settings = get_settings()
     require_method(request, "POST")
-    admit_caller(request, settings, public_allowed=True)
+    caller = admit_caller(request, settings, public_allowed=True)
     request_id = path_id(request)
     if request_id is None:
         request_id = read_json(request, settings.max_body_bytes).get("request_id")
-    result = next_workflow(request_id, settings=settings, store=get_store(), vonage=get_vonage())
+    result = next_workflow(request_id, settings=settings, store=get_store(), vonage=get_vonage(), caller=caller)
     return json_response(result, status=200)

@@ -82,7 +82,9 @@ FINAL = frozenset({"submitted", "failed", "opted_out", "skipped_duplicate", "can
 # the recipient. A refusal with any other code is final.
 RETRY_CODES = frozenset(
     {"vonage_throttled", "throttled", "vonage_unavailable", "misconfigured", "misconfigured_vonage_credentials",
-     "insufficient_balance", "idempotency_in_progress", "store_unavailable"}
+     "insufficient_balance", "idempotency_in_progress", "store_unavailable",
+     # A spend budget refills with its window: wait for it (Retry-After) instead of failing the rest.
+     "budget_exhausted"}
 )
 _BATCH_ID_PREFIX = "bat_"
 REF_PREFIX = "vfq-"  # client_ref of a queued send whose caller gave none
@@ -379,6 +381,8 @@ def deliver_task(
             pacer=pacer,
             in_progress_ttl=max(settings.idempotency_ttl, 31 * 86400.0),
             tenant=batch.get("tenant"),
+            # The caller's own budget: a queued send spends the same per-token budget as a direct one.
+            budget_scope=str(batch.get("scope")),
         )
     except StoreError:
         return _retry_or_fail(store, batch_id, index, last_attempt, "store_unavailable", "the state store is unavailable", 5.0)
@@ -390,7 +394,8 @@ def deliver_task(
 
     status = result.get("status")
     if status == "in_progress":
-        return _held_key(store, batch, entry, request, result, attempt=attempt, last_attempt=last_attempt, now=now)
+        return _held_key(store, batch, entry, request, result, attempt=attempt, last_attempt=last_attempt, now=now,
+                         stale_after=2 * settings.queue_lease_seconds)
     if status == "failed" and error is not None and error.code in RETRY_CODES:
         return _retry_or_fail(store, batch_id, index, last_attempt, error.code, error.message, error.retry_after)
     outcome = {k: v for k, v in result.items() if k in ("id", "vonage_ids", "message_uuid", "price", "currency", "error")}
@@ -412,6 +417,7 @@ def _held_key(
     attempt: int,
     last_attempt: bool,
     now: float,
+    stale_after: float,
 ) -> TaskResult:
     """The recipient's key is held by another attempt: running, dead before sending, or unknown."""
     batch_id, index = str(batch["id"]), int(entry["index"])
@@ -425,8 +431,12 @@ def _held_key(
         sent = store.query(MESSAGES, where={"idempotency_key": batch_id, "to": entry["to"]}, limit=1)
         if not sent:
             key = idem.store_key("batch:" + str(batch.get("scope")), idem.derive_key(batch_id, str(entry["to"])))
-            idem.release_abandoned(store, key, request.fingerprint)
-            return TaskResult(503, retry_after=0.0, error="an earlier attempt stopped before sending")
+            # Freed only once the hold is older than a lease could be: an earlier attempt that is
+            # merely slow (store lock waits, a dispatch deadline) may still be about to send.
+            if idem.release_abandoned(store, key, request.fingerprint, stale_after=stale_after, now=now):
+                return TaskResult(503, retry_after=0.0, error="an earlier attempt stopped before sending")
+            return _retry_or_fail(store, batch_id, index, last_attempt, "idempotency_in_progress",
+                                  "an earlier attempt may still be sending to this recipient", stale_after / 2)
         message = sent[0]
         if not message.get("vonage_ids"):
             error = {"code": "outcome_unknown", "message": "an earlier attempt stopped while sending; it may have been sent",

@@ -240,17 +240,21 @@ def _verdict(key: str, owner: str, doc: Mapping[str, Any], fingerprint: str, clo
     )
 
 
-def release_abandoned(store: StateStore, key: str, fingerprint: str) -> bool:
+def release_abandoned(store: StateStore, key: str, fingerprint: str, *, stale_after: float, now: float) -> bool:
     """Free a key left ``in_progress`` by an attempt that died before anything was sent.
 
-    Only for a caller that KNOWS nothing went out (the queue's next attempt found no message
-    record for it): a key whose outcome is unknown is never freed. True when freed.
+    Only for a caller that KNOWS nothing went out yet (the queue's next attempt found no message
+    record for it), and only once the hold is older than ``stale_after`` seconds: a younger hold
+    may belong to an attempt that is slow, not dead, and still about to send. A key whose
+    outcome is unknown is never freed. True when freed.
     """
 
     def free(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is None or doc.get("status") != "in_progress" or doc.get("fingerprint") != fingerprint:
             return None
         if doc.get("outcome") == "unknown":
+            return None
+        if now - float(doc.get("started_at", now)) < stale_after:
             return None
         return {**doc, "status": "released"}
 

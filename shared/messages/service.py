@@ -154,6 +154,9 @@ class _Run:
     # by the next one, never by the key expiring).
     pacer: Any = None
     in_progress_ttl: float | None = None
+    # Whose spend budget a recipient is charged to, when not ``scope`` (a queued send's key scope
+    # is "batch:" + the caller's scope, its budget the caller's own).
+    budget_scope: str | None = None
 
 
 # ---- public API ---------------------------------------------------------------------------
@@ -249,6 +252,7 @@ def send_one(
     pacer: Any = None,
     in_progress_ttl: float | None = None,
     tenant: str | None = None,
+    budget_scope: str | None = None,
 ) -> tuple[dict[str, Any], ServiceError | None]:
     """The per-recipient routine of every send, for one queued recipient (``deliver``).
 
@@ -258,7 +262,8 @@ def send_one(
     """
     _require_credentials(request.api, settings)
     run = _Run(request, settings, store, vonage, key, scope, bypass_suppression=False, clock=time.time,
-               pacer=pacer, in_progress_ttl=in_progress_ttl, tenant=tenant)
+               pacer=pacer, in_progress_ttl=in_progress_ttl, tenant=tenant,
+               budget_scope=budget_scope)
     delivery = _deliver(run, request.recipients[0])
     return delivery.result, delivery.error
 
@@ -410,7 +415,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         try:
             # The last check before money is spent: this recipient's message and SMS parts
             # against the caller's and the deployment's budgets (atomic in the store).
-            charge_send(store, settings, scope=run.scope, parts=_parts(item.analysis for item in plan.items),
+            charge_send(store, settings, scope=run.budget_scope or run.scope, parts=_parts(item.analysis for item in plan.items),
                         clock=run.clock)
         except BudgetExhaustedError as exc:
             _release(run, claim)

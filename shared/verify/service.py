@@ -405,6 +405,7 @@ def next_workflow(
     store: StateStore,
     vonage: VonageClient,
     clock: Clock | None = None,
+    caller: ApiCaller | None = None,
 ) -> dict[str, Any]:
     """Move an in-flight verification to its next channel now (the user asks for a call instead
     of waiting for the SMS); returns ``{request_id, status: "pending", moved_on: true}``.
@@ -412,12 +413,14 @@ def next_workflow(
     Verify v2 ``POST /v2/verify/{id}/next_workflow``; legacy ``/verify/control`` with
     ``cmd=trigger_next_event``. Raises 404 ``verification_not_found``, 409
     ``verification_finished`` for one that has ended, and 409 ``next_workflow_not_allowed``
-    when Vonage has no further channel to move to. The attempts already used stay counted.
+    when Vonage has no further channel to move to. The attempts already used stay counted. A
+    ``caller`` acts only on its tenant's verifications (another tenant's id answers 404: the next
+    channel, often a voice call, is billed to the account).
     """
     request_id = parse_request_id(request_id)
     now_fn = clock or store_clock(store)
     record = load_record(store, request_id)
-    if record is None:
+    if record is None or not can_see(record.tenant, caller):
         raise NotFoundError("there is no verification with this request_id", code="verification_not_found")
     status = record.status_at(now_fn())
     if status.is_final:

@@ -121,7 +121,7 @@ def test_a_refused_send_keeps_no_idempotency_row(send_stack):
 
 @pytest.fixture
 def verify(verify_env, verify_http, fake_vonage, monkeypatch):
-    for module in ("functions.verify_start", "functions.verify_check", "functions.verify_cancel"):
+    for module in ("functions.verify_start", "functions.verify_check", "functions.verify_cancel", "functions.verify_next"):
         monkeypatch.setattr(f"{module}.get_vonage", lambda: fake_vonage)
     return verify_http
 
@@ -386,6 +386,10 @@ def test_verify_check_and_cancel_are_scoped_to_the_tenant(verify_env, verify, fa
     assert foreign_check.status_code == 404 and error_of(foreign_check)["code"] == "verification_not_found"
     foreign_cancel = verify.cancel({"request_id": request_id}, token="tok-crm-0123456789")
     assert foreign_cancel.status_code == 404
+    # verify-next too: the next channel (often a voice call) is billed to the account
+    foreign_next = verify.next({"request_id": request_id}, token="tok-crm-0123456789")
+    assert foreign_next.status_code == 404 and error_of(foreign_next)["code"] == "verification_not_found"
+    assert [op for op, _ in fake_vonage.calls if "next" in op] == []
     assert fake_vonage.count("verify2_check") == 0 and fake_vonage.count("verify2_cancel") == 0
     # the foreign check counted no attempt: the owner still has all of them
     own = verify.check({"request_id": request_id, "code": "123456"}, token="tok-shop-0123456789")

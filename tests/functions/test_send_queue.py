@@ -214,3 +214,17 @@ def test_a_receipt_carrying_the_client_ref_settles_an_unknown_send(queued):
     record = queued.http.get(f"/{entry['id']}").get_json()
     assert record["status"] == "delivered"
     assert run_queue() == 0 and len(queued.sandbox.messages(api="sms")) == 1  # and it was never resent
+
+
+def test_queued_sends_spend_the_callers_own_budget_and_wait_for_it(queued):
+    # A queued send used to be charged under its own "batch:" scope: each token could spend its
+    # per-token budget twice, once directly and once through the queue.
+    queued.configure(QUEUE_BACKEND="embedded", VONAGE_MAX_RPS="200", QUEUE_MIN_BACKOFF_SECONDS="0.01",
+                     SEND_BUDGET_PER_TOKEN="1/86400")
+    assert queued.http.post({"to": us_numbers(1)[0], "text": "Hi", "api": "sms"}).status_code == 202
+    batch = queued.http.post({"to": us_numbers(3)[1:], "text": "Hi", "api": "sms"}).get_json()["batch_id"]
+    run_queue()
+    assert len(queued.sandbox.messages(api="sms")) == 1  # the budget held across both paths
+    summary = queued.http.get(f"/{batch}").get_json()["summary"]
+    # Waiting for the budget's next window, not failed: the queue retries after its Retry-After.
+    assert summary.get("queued") == 2 and summary.get("failed", 0) == 0, summary

@@ -174,3 +174,16 @@ def test_an_unknown_outcome_blocks_for_the_whole_remaining_hold_and_says_so(stor
     assert info.value.retry_after == 1.0 and "1 more seconds" in info.value.message
     clock.advance(1)
     assert _claim(store, clock, hold=60).acquired
+
+
+def test_an_abandoned_hold_is_freed_only_once_it_is_older_than_a_lease(store, clock):
+    # A queued attempt that is slow (store lock waits, a dispatch deadline), not dead, may still
+    # be about to send: freeing its key then would let the next attempt send a second time.
+    key = idem.store_key("api", "key-1")
+    _claim(store, clock, hold=31 * 86400.0)
+    clock.advance(119)
+    assert idem.release_abandoned(store, key, "fp-1", stale_after=120, now=clock()) is False
+    assert store.get(idem.IDEMPOTENCY, key)["status"] == "in_progress"
+    clock.advance(1)
+    assert idem.release_abandoned(store, key, "fp-1", stale_after=120, now=clock()) is True
+    assert store.get(idem.IDEMPOTENCY, key)["status"] == "released"
