@@ -353,9 +353,13 @@ class _ItemLimits:
 
 def _item(source: Mapping[str, Any], channel: str, sender: str, limits: _ItemLimits) -> MessageItem:
     """One message item: its content checked for ``channel``, SMS texts analysed."""
+    if not limits.settings.send_allow_control_characters:
+        # Every string the recipient may read: text, captions, template parameters, buttons,
+        # cards, suggestions (the sender id is checked with the sender).
+        for name in sorted(_ITEM_FIELDS - {"channel", "from", "ttl"}):
+            if name in source:
+                _refuse_unsafe_strings(source[name], name)
     content = _content(source, channel)
-    if content.text is not None and not limits.settings.send_allow_control_characters:
-        refuse_unsafe_characters(content.text, "text", allow_newlines=True)
     analysis = None
     if channel == "sms":
         assert content.text is not None  # sms takes text only
@@ -371,6 +375,19 @@ def _item(source: Mapping[str, Any], channel: str, sender: str, limits: _ItemLim
                 details=analysis.to_dict() | {"max_segments": limits.max_segments},
             )
     return MessageItem(channel, sender, content, analysis, _ttl(source, channel, limits.api))
+
+
+def _refuse_unsafe_strings(value: Any, path: str) -> None:
+    """422 ``unsafe_characters`` for a control or bidi-override character in any string inside
+    ``value`` (newlines and tabs pass): they could hide or reorder what the recipient reads."""
+    if isinstance(value, str):
+        refuse_unsafe_characters(value, path, allow_newlines=True)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_unsafe_strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_unsafe_strings(item, f"{path}[{index}]")
 
 
 def _failover(value: Any, body: Mapping[str, Any], limits: _ItemLimits) -> tuple[MessageItem, ...]:

@@ -98,6 +98,31 @@ def test_control_and_bidi_override_characters_are_refused(send_stack, change, fi
     assert send_stack.vonage_requests() == []
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"channel": "whatsapp", "image": {"url": "https://example.com/a.jpg", "caption": "Pay \u202eyaP"}},
+         "image.caption"),
+        ({"channel": "whatsapp", "template": {"name": "otp", "parameters": ["12\u202e34"]}}, "template.parameters[0]"),
+        ({"channel": "whatsapp", "interactive": {"type": "button", "body": {"text": "Pay now\x07"},
+                                                 "action": {"buttons": [{"type": "reply", "reply": {"id": "y", "title": "Yes"}}]}}},
+         "interactive.body.text"),
+        ({"channel": "rcs", "from": "acme", "card": {"title": "Offer\u202e", "text": "x"}}, "card.title"),
+        ({"channel": "sms", "text": "fine", "failover": [{"channel": "whatsapp", "text": "hidden\u2066"}]},
+         "failover[0].text"),
+    ],
+)
+def test_control_and_bidi_characters_are_refused_in_every_string_the_recipient_reads(send_stack, body, field):
+    # Regression (review): only `text` was checked; captions, template parameters, buttons, cards
+    # and failover items let U+202E and BEL through.
+    send_stack.configure(SEND_WHATSAPP_WINDOW_CHECK="false")
+    response = send_stack.http.post({"to": "+447911123456", **body})
+    assert response.status_code == 422, response.get_json()
+    error = error_of(response)
+    assert error["code"] == "unsafe_characters" and error["details"]["field"] == field, error
+    assert send_stack.vonage_requests() == []
+
+
 def test_newlines_and_tabs_stay_allowed_in_texts_and_the_setting_allows_the_rest(send_stack):
     assert send_stack.http.post({**SMS, "text": "Line one\r\nLine two\tend"}).status_code == 202
     send_stack.configure(SEND_ALLOW_CONTROL_CHARACTERS="true")
