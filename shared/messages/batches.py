@@ -311,8 +311,8 @@ def counts(store: StateStore, batch: Mapping[str, Any]) -> dict[str, int]:
     summary: dict[str, int] = {"total": int(batch.get("total") or 0)}
     for state, number in (batch.get("initial") or {}).items():
         summary[state] = summary.get(state, 0) + int(number)
-    for shard in range(COUNTER_SHARDS):
-        doc = store.get(BATCH_COUNTS, f"{batch['id']}:{shard}") or {}
+    # One query for every shard (each shard document names its batch).
+    for doc in store.query(BATCH_COUNTS, where={"batch_id": batch["id"]}, limit=COUNTER_SHARDS):
         for state, number in (doc.get("counts") or {}).items():
             summary[state] = summary.get(state, 0) + int(number)
     return {k: v for k, v in summary.items() if v or k in ("total", "queued")}
@@ -487,10 +487,26 @@ def _finish(store: StateStore, batch_id: str, index: int, outcome: Mapping[str, 
         tally = dict((doc or {}).get("counts") or {})
         tally[old] = int(tally.get(old, 0)) - 1
         tally[new] = int(tally.get(new, 0)) + 1
-        return {"counts": tally}
+        return {"batch_id": batch_id, "counts": tally}
 
     store.update(BATCH_COUNTS, f"{batch_id}:{index % COUNTER_SHARDS}", count)
+    if old == "queued":
+        _emit_if_complete(store, batch_id)
     return True
+
+
+def _emit_if_complete(store: StateStore, batch_id: str) -> None:
+    """``com.vonage.batch.completed.v1`` once nothing of the batch is left queued (the outbox
+    makes it once per batch however many recipients finish together); never fails the task."""
+    from shared.events.emit import emit_batch_completed
+
+    try:
+        batch = store.get(BATCHES, batch_id)
+        summary = counts(store, batch) if batch is not None else None
+        if summary is not None and summary.get("queued", 0) <= 0:
+            emit_batch_completed(batch_id, summary, store=store)
+    except ServiceError:  # a store outage: the batch's own records are already right
+        log.warning("batch.completed not checked (store unavailable)", extra={"batch_id": batch_id})
 
 
 def _settle_unknown(store: StateStore, entry: dict[str, Any], *, now: float, window: float) -> dict[str, Any]:

@@ -228,3 +228,19 @@ def test_queued_sends_spend_the_callers_own_budget_and_wait_for_it(queued):
     summary = queued.http.get(f"/{batch}").get_json()["summary"]
     # Waiting for the budget's next window, not failed: the queue retries after its Retry-After.
     assert summary.get("queued") == 2 and summary.get("failed", 0) == 0, summary
+
+
+def test_a_finished_batch_emits_batch_completed_once(queued):
+    from shared.events.outbox import OUTBOX_COLLECTION, OUTBOX_FIELD
+
+    batch = queued.http.post({"to": us_numbers(3), "text": "Hi", "api": "sms"}).get_json()["batch_id"]
+
+    def completed():
+        return [e for doc in queued.store.query(OUTBOX_COLLECTION, limit=100) for e in doc[OUTBOX_FIELD]
+                if e["type"] == "com.vonage.batch.completed.v1"]
+
+    run_queue(limit=2)
+    assert completed() == []  # a recipient is still queued
+    run_queue()
+    [event] = completed()
+    assert event["data"]["batch_id"] == batch and event["data"]["submitted"] == 3 and event["data"]["queued"] == 0
