@@ -34,11 +34,12 @@ def get_settings() -> Settings:
     register_secrets(
         [settings.api_secret, settings.private_key, settings.signature_secret, settings.webhook_token, *settings.api_tokens]
     )
-    # DATABASE_URL carries a password: the URL and the password never reach a log line.
-    from shared.store.postgres import database_secrets
+    if settings.database_url:
+        # DATABASE_URL carries a password: the URL and the password never reach a log line.
+        from shared.store.postgres import database_secrets
 
-    register_secrets(database_secrets(settings.database_url))
-    register_secrets([settings.verify_captcha_secret])
+        register_secrets(database_secrets(settings.database_url))
+    register_secrets([settings.verify_captcha_secret, settings.deliver_secret])
     _warn_about_ip_source(settings)
     return settings
 

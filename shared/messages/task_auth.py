@@ -19,6 +19,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError, ForbiddenError, ServiceError, UnauthorizedError
+from shared.queue.cloudtasks import SECRET_HEADER  # the header the queue sets is the one checked here
 from shared.web import bearer_token
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SECRET_HEADER", "authorize_task", "task_attempt", "verify_oidc"]
 
-SECRET_HEADER = "X-Deliver-Secret"
 _GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 

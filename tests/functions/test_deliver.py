@@ -193,3 +193,27 @@ def test_a_task_of_a_cancelled_batch_sends_nothing(batch, deliver_client):
 def test_a_body_that_is_not_a_task_is_422(batch, deliver_client):
     response = post(deliver_client, {"batch_id": "nope", "index": 0})
     assert response.status_code == 422
+
+
+def test_the_deliver_secret_never_reaches_a_log_line(monkeypatch):
+    # Review: DELIVER_SECRET was not registered with the log redaction like every other secret.
+    import io
+    import json
+
+    from shared import deps
+    from shared.log import configure_logging, get_logger
+
+    secret = "deliver-secret-0123456789abcdef"
+    monkeypatch.setenv("DELIVER_SECRET", secret)
+    deps.reset()
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream, force=True)
+    try:
+        deps.get_settings()
+        get_logger("t").warning("header was %s", secret, extra={"detail": f"X-Deliver-Secret: {secret}"})
+    finally:
+        deps.reset()
+        configure_logging("INFO", force=True)
+    text = stream.getvalue()
+    assert text and secret not in text
+    assert json.loads(text.splitlines()[-1])["detail"] == "X-Deliver-Secret: [redacted]"
