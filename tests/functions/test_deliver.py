@@ -203,7 +203,7 @@ def test_the_deliver_secret_never_reaches_a_log_line(monkeypatch):
     from shared import deps
     from shared.log import configure_logging, get_logger
 
-    secret = "deliver-secret-0123456789abcdef"
+    secret = "zq-task-secret-for-the-log-test-7731"
     monkeypatch.setenv("DELIVER_SECRET", secret)
     deps.reset()
     stream = io.StringIO()
