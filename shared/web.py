@@ -44,7 +44,6 @@ __all__ = [
     "read_body",
     "read_json",
     "read_params",
-    "require_bearer",
     "require_method",
 ]
 
@@ -197,18 +196,6 @@ def bearer_token(request: flask.Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def require_bearer(request: flask.Request, tokens: Iterable[str]) -> None:
-    """Raise 401 unless the request carries one of ``tokens`` (constant-time, every token compared)."""
-    presented = bearer_token(request)
-    if presented is None:
-        raise UnauthorizedError("send Authorization: Bearer <token> with one of the API_TOKENS")
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(presented.encode(), token.encode())
-    if not matched:
-        raise UnauthorizedError("the bearer token is not valid")
 
 
 def authorize_caller(request: flask.Request, settings: Settings, scope: str | None = None) -> ApiCaller:

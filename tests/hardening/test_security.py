@@ -156,7 +156,7 @@ def test_no_secret_is_compared_with_an_ordinary_operator() -> None:
 @pytest.mark.parametrize(
     ("path", "function"),
     [
-        ("shared/web.py", "require_bearer"),
+        ("shared/web.py", "authorize_caller"),
         ("shared/webhooks/auth.py", "authenticate_webhook"),
         ("shared/vonage/signatures.py", "verify_sms_signature"),
         ("shared/vonage/signatures.py", "verify_webhook_jwt"),
@@ -196,16 +196,18 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> _CountingCompare:
 def test_bearer_tokens_are_compared_in_constant_time_against_every_token(counting: _CountingCompare) -> None:
     import flask
 
+    from shared.config import Settings
     from shared.errors import UnauthorizedError
-    from shared.web import require_bearer
+    from shared.web import authorize_caller
 
     tokens = ("first-token-aaaaaaaaaaaa", HARDENING_API_TOKEN, "third-token-cccccccccccc")
+    settings = Settings.from_env({"API_TOKENS": ",".join(tokens)})
     with flask.Flask(__name__).test_request_context(headers={"Authorization": f"Bearer {HARDENING_API_TOKEN}"}):
-        require_bearer(flask.request, tokens)
+        assert authorize_caller(flask.request, settings).token == HARDENING_API_TOKEN
     assert len(counting.calls) == 3, "every token is compared, so timing does not tell which one matched"
     assert counting.compared(HARDENING_API_TOKEN)
     with flask.Flask(__name__).test_request_context(headers={"Authorization": "Bearer wrong"}), pytest.raises(UnauthorizedError):
-        require_bearer(flask.request, tokens)
+        authorize_caller(flask.request, settings)
 
 
 def test_webhook_tokens_sms_signatures_and_jwts_are_compared_in_constant_time(counting: _CountingCompare) -> None:

@@ -14,7 +14,6 @@ from shared.web import (
     path_id,
     read_json,
     read_params,
-    require_bearer,
     require_method,
 )
 
@@ -97,11 +96,15 @@ def test_service_errors_carry_status_retry_after_and_details():
 
 
 def test_bearer_tokens_are_checked_against_every_configured_token():
+    from shared.config import Settings
+    from shared.web import authorize_caller
+
+    settings = Settings.from_env({"API_TOKENS": "first,second"})
     with app.test_request_context(headers={"Authorization": "Bearer second"}):
-        require_bearer(flask.request, ["first", "second"])
+        assert authorize_caller(flask.request, settings).token == "second"
     for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
         with app.test_request_context(headers=header), pytest.raises(ServiceError) as caught:
-            require_bearer(flask.request, ["first", "second"])
+            authorize_caller(flask.request, settings)
         assert caught.value.status == 401
 
 
