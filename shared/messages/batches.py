@@ -3,9 +3,10 @@
 ``POST /send`` with a list (or with ``send_at``) and a queue configured lands here:
 
 - :func:`submit` validates nothing new (the request is already parsed), writes the batch record
-  (collection ``batches``), one result document per entry (``batch_recipients``, keyed
-  ``batch:index``: invalid numbers and repeats are final at once) and one task per sendable
-  recipient, named after the batch and the recipient. With an ``Idempotency-Key`` the batch id
+  (collection ``batches``), the recipients 100 to a page document (``batch_pages``: invalid
+  numbers and repeats are final at once) and one expand task per 500 recipients, which creates
+  each recipient's result document (``batch_recipients``, keyed ``batch:index``) and one task
+  per sendable recipient, named after the batch and the recipient. With an ``Idempotency-Key`` the batch id
   is derived from it, so repeating the call creates nothing new and finishes an enqueue that was
   cut short. Answers 202 with ``batch_id`` and a ``summary`` of counts.
 - :func:`deliver_task` runs one task: it checks the batch (cancelled? due?) and the recipient
