@@ -174,12 +174,10 @@ def submit(
     # The recipients are written PAGE_SIZE to a document: one write per recipient was most of
     # the time to the 202. Each recipient's own record (what deliver, cancel and receipts move)
     # is created from its page when its chunk is expanded, off the accept path (_materialise).
-    pages: dict[int, list[dict[str, Any]]] = {}
-    for recipient in request.recipients:
-        pages.setdefault(recipient.index // PAGE_SIZE, []).append(
-            _recipient_doc(batch_id, recipient, with_ref=request.client_ref is None)
-        )
-    for page, entries in pages.items():
+    # One page built and written at a time: the whole batch's documents never sit in memory.
+    recipients = request.recipients
+    for page, start in enumerate(range(0, total, PAGE_SIZE)):
+        entries = [_recipient_doc(batch_id, r, with_ref=request.client_ref is None) for r in recipients[start:start + PAGE_SIZE]]
         try:
             store.create(BATCH_PAGES, f"{batch_id}:{page}", {"batch_id": batch_id, "page": page, "entries": entries})
         except RecordExistsError:
