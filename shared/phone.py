@@ -8,7 +8,8 @@ so it is imported on first use, not at module import.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
+from functools import cached_property
 from typing import Any
 
 from shared.errors import InvalidPhoneError
@@ -23,12 +24,24 @@ _ALLOWED = re.compile(r"^[0-9+()\-.\s/]+$")
 
 @dataclass(frozen=True)
 class PhoneNumber:
-    """A validated number. ``e164`` has the ``+``; ``wire`` is the digits Vonage wants."""
+    """A validated number. ``e164`` has the ``+``; ``wire`` is the digits Vonage wants.
+
+    ``number_type`` is worked out on first use: it walks the country's whole numbering plan
+    again, and a bulk send of 100,000 recipients needs only ``e164`` (it was a third of the
+    time to accept one).
+    """
 
     e164: str
     region: str
     country_code: int
-    number_type: str
+    _parsed: Any = dataclass_field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def number_type(self) -> str:
+        import phonenumbers
+
+        parsed = self._parsed if self._parsed is not None else phonenumbers.parse(self.e164, None)
+        return _type_name(phonenumbers.number_type(parsed))
 
     @property
     def wire(self) -> str:
@@ -70,7 +83,11 @@ def parse_phone(raw_phone: Any, *, default_region: str | None = None, field: str
             continue
         if not phonenumbers.is_possible_number(attempt):
             problem = "the number has the wrong length for its country"
-        elif not phonenumbers.is_valid_number(attempt):
+            continue
+        # is_valid_number() is exactly these two calls; the region is kept rather than looked
+        # up again (for +1, +44, +7 that lookup matches the number against each region's plan).
+        region = phonenumbers.region_code_for_number(attempt)
+        if not phonenumbers.is_valid_number_for_region(attempt, region):
             problem = "the number is not in use in its country's numbering plan"
         else:
             parsed = attempt
@@ -80,13 +97,7 @@ def parse_phone(raw_phone: Any, *, default_region: str | None = None, field: str
             problem = _missing_country_code(text) or problem
         raise InvalidPhoneError(problem, field=field)
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(parsed) or "ZZ"
-    return PhoneNumber(
-        e164=e164,
-        region=region,
-        country_code=int(parsed.country_code or 0),
-        number_type=_type_name(phonenumbers.number_type(parsed)),
-    )
+    return PhoneNumber(e164=e164, region=region or "ZZ", country_code=int(parsed.country_code or 0), _parsed=parsed)
 
 
 def _missing_country_code(text: str) -> str | None:

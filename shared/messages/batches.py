@@ -3,9 +3,10 @@
 ``POST /send`` with a list (or with ``send_at``) and a queue configured lands here:
 
 - :func:`submit` validates nothing new (the request is already parsed), writes the batch record
-  (collection ``batches``), one result document per entry (``batch_recipients``, keyed
-  ``batch:index``: invalid numbers and repeats are final at once) and one task per sendable
-  recipient, named after the batch and the recipient. With an ``Idempotency-Key`` the batch id
+  (collection ``batches``), the recipients 100 to a page document (``batch_pages``: invalid
+  numbers and repeats are final at once) and one expand task per 500 recipients, which creates
+  each recipient's result document (``batch_recipients``, keyed ``batch:index``) and one task
+  per sendable recipient, named after the batch and the recipient. With an ``Idempotency-Key`` the batch id
   is derived from it, so repeating the call creates nothing new and finishes an enqueue that was
   cut short. Answers 202 with ``batch_id`` and a ``summary`` of counts.
 - :func:`deliver_task` runs one task: it checks the batch (cancelled? due?) and the recipient
@@ -70,6 +71,7 @@ BATCHES = "batches"
 BATCH_RECIPIENTS = "batch_recipients"
 BATCH_COUNTS = "batch_counts"
 BATCH_CHUNKS = "batch_chunks"  # markers: this chunk's recipient tasks exist
+BATCH_PAGES = "batch_pages"  # the recipients as accepted, PAGE_SIZE to a document (``batch:page``)
 EXPAND_CHUNK = 500  # recipients per expand task (a multiple of PAGE_SIZE)
 # The states an attempt's outcome may replace: a cancel marks a recipient while its attempt may
 # already be with Vonage; what that attempt reports (sent, refused, unknown) is the truth.
@@ -171,28 +173,15 @@ def submit(
         # Enqueued completely before: nothing to create (Cloud Tasks' emulator would not refuse
         # the names a second time, so this does not rely on it).
         return 202, _answer(request, batch, send_at)
-    for recipient in request.recipients:
-        doc: dict[str, Any] = {
-            "batch_id": batch_id,
-            "index": recipient.index,
-            # One field for (batch, page): a query with one equality filter and one order needs
-            # one two-field composite index on Firestore (deploy.sh).
-            "page": f"{batch_id}:{recipient.index // PAGE_SIZE}",
-            "to": recipient.address if recipient.address is not None else _printable(recipient.raw),
-        }
-        if recipient.error is not None:
-            doc.update(state="failed", error=_error(recipient.error))
-        elif recipient.duplicate_of is not None:
-            doc.update(state="skipped_duplicate", duplicate_of=recipient.duplicate_of)
-        else:
-            assert recipient.address is not None
-            name = task_name(batch_id, recipient.address)
-            doc.update(state="queued", task=name)
-            if request.client_ref is None:
-                # Our reference on the wire, so a receipt can settle a send whose answer was lost.
-                doc["client_ref"] = receipt_ref(batch_id, recipient.index)
+    # The recipients are written PAGE_SIZE to a document: one write per recipient was most of
+    # the time to the 202. Each recipient's own record (what deliver, cancel and receipts move)
+    # is created from its page when its chunk is expanded, off the accept path (_materialise).
+    # One page built and written at a time: the whole batch's documents never sit in memory.
+    recipients = request.recipients
+    for page, start in enumerate(range(0, total, PAGE_SIZE)):
+        entries = [_recipient_doc(batch_id, r, with_ref=request.client_ref is None) for r in recipients[start:start + PAGE_SIZE]]
         try:
-            store.create(BATCH_RECIPIENTS, _recipient_key(batch_id, recipient.index), doc)
+            store.create(BATCH_PAGES, f"{batch_id}:{page}", {"batch_id": batch_id, "page": page, "entries": entries})
         except RecordExistsError:
             pass
     # Fan-out: one "expand" task per EXPAND_CHUNK recipients creates their tasks from the queue
@@ -205,6 +194,76 @@ def submit(
     log.info("batch queued", extra={"batch_id": batch_id, "recipients": total, "expand_tasks": report.created,
                                      "queue": queue.name})
     return 202, _answer(request, batch, send_at)
+
+
+def _recipient_doc(batch_id: str, recipient: Any, *, with_ref: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "batch_id": batch_id,
+        "index": recipient.index,
+        # One field for (batch, page): a query with one equality filter and one order needs
+        # one two-field composite index on Firestore (deploy.sh).
+        "page": f"{batch_id}:{recipient.index // PAGE_SIZE}",
+        "to": recipient.address if recipient.address is not None else _printable(recipient.raw),
+    }
+    if recipient.error is not None:
+        doc.update(state="failed", error=_error(recipient.error))
+    elif recipient.duplicate_of is not None:
+        doc.update(state="skipped_duplicate", duplicate_of=recipient.duplicate_of)
+    else:
+        assert recipient.address is not None
+        doc.update(state="queued", task=task_name(batch_id, recipient.address))
+        if with_ref:
+            # Our reference on the wire, so a receipt can settle a send whose answer was lost.
+            doc["client_ref"] = receipt_ref(batch_id, recipient.index)
+    return doc
+
+
+def _page_entries(store: StateStore, batch: Mapping[str, Any], page: int) -> list[dict[str, Any]]:
+    """One page's recipients: their own records where they exist, else as accepted.
+
+    Before its chunk was expanded a recipient has no record yet; it shows as accepted (``queued``,
+    or ``cancelled`` once the batch is: the expansion will record it so).
+    """
+    batch_id = str(batch["id"])
+    records = store.query(BATCH_RECIPIENTS, where={"page": f"{batch_id}:{page}"}, order_by="index", limit=PAGE_SIZE)
+    accepted = (store.get(BATCH_PAGES, f"{batch_id}:{page}") or {}).get("entries") or []
+    if len(records) >= len(accepted):
+        return records
+    have = {int(r["index"]) for r in records}
+    merged = list(records)
+    for entry in accepted:
+        if int(entry["index"]) not in have:
+            if entry.get("state") == "queued" and batch.get("state") == "cancelled":
+                entry = {**entry, "state": "cancelled"}
+            merged.append(entry)
+    return sorted(merged, key=lambda r: int(r["index"]))
+
+
+def _materialise(store: StateStore, batch: Mapping[str, Any], chunk: int) -> tuple[list[dict[str, Any]], int]:
+    """Create the recipient records of one chunk from its pages (each once).
+
+    Returns the queued ones and how many this call cancelled: in a cancelled batch the queued
+    ones are recorded ``cancelled`` (and counted) instead.
+    """
+    batch_id = str(batch["id"])
+    cancelled = batch.get("state") == "cancelled"
+    first_page = chunk * EXPAND_CHUNK // PAGE_SIZE
+    last_page = min((chunk + 1) * EXPAND_CHUNK // PAGE_SIZE, int(batch.get("pages") or 0))
+    queued: list[dict[str, Any]] = []
+    stopped = 0
+    for page in range(first_page, last_page):
+        for entry in (store.get(BATCH_PAGES, f"{batch_id}:{page}") or {}).get("entries") or []:
+            try:
+                store.create(BATCH_RECIPIENTS, _recipient_key(batch_id, int(entry["index"])), entry)
+            except RecordExistsError:
+                entry = store.get(BATCH_RECIPIENTS, _recipient_key(batch_id, int(entry["index"]))) or entry
+            if entry.get("state") != "queued":
+                continue
+            if not cancelled:
+                queued.append(entry)
+            elif _finish(store, batch_id, int(entry["index"]), {"state": "cancelled"}, from_states=("queued",)):
+                stopped += 1
+    return queued, stopped
 
 
 def _answer(request: SendRequest, batch: Mapping[str, Any], send_at: float | None) -> dict[str, Any]:
@@ -229,16 +288,14 @@ def _expand(store: StateStore, queue: TaskQueue | None, batch: Mapping[str, Any]
     marker = f"{batch_id}:{chunk}"
     if queue is None:
         return TaskResult(503, retry_after=5.0, error="no queue configured")
-    if batch.get("state") == "cancelled" or store.get(BATCH_CHUNKS, marker) is not None:
+    if store.get(BATCH_CHUNKS, marker) is not None:
+        return TaskResult(200)
+    queued, _ = _materialise(store, batch, chunk)
+    if batch.get("state") == "cancelled":
         return TaskResult(200)
     due = float(batch["send_at"]) if batch.get("send_at") is not None else now
-    first_page = chunk * EXPAND_CHUNK // PAGE_SIZE
-    last_page = min((chunk + 1) * EXPAND_CHUNK // PAGE_SIZE, int(batch.get("pages") or 0))
-    tasks = []
-    for page in range(first_page, last_page):
-        for entry in store.query(BATCH_RECIPIENTS, where={"page": f"{batch_id}:{page}"}, order_by="index", limit=PAGE_SIZE):
-            if entry.get("state") == "queued" and entry.get("task"):
-                tasks.append(Task(str(entry["task"]), {"batch_id": batch_id, "index": int(entry["index"])}, due, batch_id))
+    tasks = [Task(str(entry["task"]), {"batch_id": batch_id, "index": int(entry["index"])}, due, batch_id)
+             for entry in queued if entry.get("task")]
     queue.enqueue(tasks)
     try:
         store.create(BATCH_CHUNKS, marker, {"batch_id": batch_id, "chunk": chunk, "tasks": len(tasks)})
@@ -256,7 +313,7 @@ def get_batch(
     """Counts by state and one page of per-recipient results; ``next_cursor`` for the next page."""
     batch = _own_batch(store, batch_id, scope, caller)
     page = _page(cursor, batch)
-    entries = store.query(BATCH_RECIPIENTS, where={"page": f"{batch_id}:{page}"}, order_by="index", limit=PAGE_SIZE)
+    entries = _page_entries(store, batch, page)
     results = []
     for entry in entries:
         if entry.get("state") == "unknown":
@@ -287,8 +344,16 @@ def cancel_batch(
             return None
         return {**doc, "state": "cancelled", "cancelled_at": _iso(now)}
 
-    store.update(BATCHES, batch_id, mark)
+    batch = store.update(BATCHES, batch_id, mark) or store.get(BATCHES, batch_id) or batch
     stopped = 0
+    # Recipients whose chunk was not expanded yet have no record: record them cancelled now
+    # (the expansion, when its task runs, then finds nothing queued).
+    chunks = (int(batch.get("total") or 0) + EXPAND_CHUNK - 1) // EXPAND_CHUNK
+    for chunk in range(chunks):
+        if stopped >= CANCEL_INLINE_LIMIT:
+            break
+        if store.get(BATCH_CHUNKS, f"{batch_id}:{chunk}") is None:
+            stopped += _materialise(store, batch, chunk)[1]
     while stopped < CANCEL_INLINE_LIMIT:
         waiting = store.query(BATCH_RECIPIENTS, where={"batch_id": batch_id, "state": "queued"}, limit=200)
         if not waiting:

@@ -111,6 +111,19 @@ def test_cancel_stops_what_has_not_been_sent(queued):
     assert len(queued.vonage_requests(api="sms")) == 2
 
 
+def test_a_batch_cancelled_before_its_chunks_were_expanded_sends_nothing(queued):
+    # The recipients are accepted in page documents; their own records come with the expansion.
+    # A cancel that comes first records every one of them cancelled itself.
+    batch = queued.http.post({"to": us_numbers(1200), "text": "Hi", "api": "sms"}).get_json()["batch_id"]
+    assert [r["state"] for r in queued.http.get(f"/{batch}?cursor=11").get_json()["results"]] == ["queued"] * 100
+    body = queued.http.post(None, path=f"/{batch}", method="DELETE").get_json()
+    assert body["cancelled"] == 1200 and body["summary"]["cancelled"] == 1200 and body["summary"]["queued"] == 0
+    assert run_queue() == 3  # the three expand tasks (500 recipients each): no recipient task is created
+    assert queued.vonage_requests() == []
+    last = queued.http.get(f"/{batch}?cursor=11").get_json()
+    assert [r["state"] for r in last["results"]] == ["cancelled"] * 100 and last["summary"]["cancelled"] == 1200
+
+
 def test_a_scheduled_send_waits_for_its_time_and_can_be_cancelled(queued):
     response = queued.http.post({"to": us_numbers(1)[0], "text": "Later", "api": "sms", "send_at": rfc3339(3600)})
     assert response.status_code == 202

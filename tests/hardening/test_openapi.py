@@ -129,10 +129,13 @@ def _properties(name: str) -> set[str]:
 
 
 def test_documented_request_fields_are_the_fields_the_code_reads() -> None:
+    from shared.messages import batches
     from shared.messages import request as send_request
     from shared.verify import inputs
 
-    assert _properties("SendRequest") == set(send_request.SEND_FIELDS)
+    # send_at is taken out of the body before the send is parsed (shared.messages.batches).
+    assert _keys_read(batches.pop_send_at) == {"send_at"}
+    assert _properties("SendRequest") == set(send_request.SEND_FIELDS) | {"send_at"}
     assert _properties("Media") == {"url", "caption", "name"}
     assert _properties("Template") == {"name", "parameters", "locale"}
     assert _properties("VerifyStartRequest") == _keys_read(inputs.parse_start)
@@ -186,9 +189,42 @@ def test_every_example_is_accepted(hardening_stack: Any, label: str) -> None:
     query = {"token": HARDENING_WEBHOOK_TOKEN} if label in WEBHOOK_LABELS else {}
     with httpx.Client(base_url=hardening_stack.url, trust_env=False, timeout=30) as http:
         for _media, name, value in _examples(label):
+            if "send_at" in value:
+                continue  # needs a queue: test_the_scheduled_example_is_queued_shown_and_cancelled
             response = http.post(path, json=value, params=query, headers={} if query else AUTH)
             assert response.status_code in (200, 202), f"example {name!r}: {response.text}"
             _assert_matches(label, response)
+
+
+def test_the_scheduled_example_is_queued_shown_and_cancelled(hardening_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stack runs QUEUE_BACKEND=none (the fuzzers check the synchronous bulk); the queue
+    # examples get the embedded queue, without its worker (nothing is due for years anyway).
+    monkeypatch.setattr("shared.queue.worker.start_worker", lambda: None)
+    hardening_stack.configure(QUEUE_BACKEND="embedded")
+    import datetime as dt
+
+    scheduled = [value for _m, _n, value in _examples("POST /send") if "send_at" in value]
+    assert scheduled
+    # The example's time as given, moved to tomorrow: send_at may be at most 30 days ahead of now.
+    tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with httpx.Client(base_url=hardening_stack.url, trust_env=False, timeout=30) as http:
+        for example in scheduled:
+            dt.datetime.fromisoformat(example["send_at"].replace("Z", "+00:00"))  # the documented form
+            value = {**example, "send_at": tomorrow}
+            accepted = http.post("/send", json=value, headers=AUTH)
+            assert accepted.status_code == 202, accepted.text
+            _assert_matches("POST /send", accepted)
+            batch = accepted.json()
+            assert batch["status"] == "scheduled" and batch["summary"]["queued"] == len(value["to"])
+            shown = http.get(f"/send/{batch['batch_id']}", headers=AUTH)
+            assert shown.status_code == 200, shown.text
+            _assert_matches("GET /send/{id}", shown)
+            assert [r["state"] for r in shown.json()["results"]] == ["queued"] * len(value["to"])
+            assert shown.json()["next_cursor"] is None
+            cancelled = http.delete(f"/send/{batch['batch_id']}", headers=AUTH)
+            assert cancelled.status_code == 200, cancelled.text
+            _assert_matches("DELETE /send/{id}", cancelled)
+            assert cancelled.json()["status"] == "cancelled" and cancelled.json()["cancelled"] == len(value["to"])
 
 
 def test_every_verify_example_is_accepted(hardening_stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,6 +62,15 @@ def test_number_type_and_country_for_fraud_checks():
     assert parse_phone("+14155550100").region == "US"
 
 
+def test_a_shared_country_code_keeps_its_region_and_type():
+    # +44 is shared by GB, GG, IM and JE: the region comes from the validation's own lookup and
+    # the number type is worked out later (on first use), both as libphonenumber says.
+    manx = parse_phone("+44 7624 123456")
+    assert (manx.e164, manx.region, manx.number_type) == ("+447624123456", "IM", "mobile")
+    assert parse_phone("+1 416 555 0100").region == "CA"
+    assert parse_phone(manx.e164) == manx  # equality ignores the cached parse
+
+
 @pytest.mark.parametrize(
     ("raw", "masked"),
     [

@@ -133,3 +133,15 @@ def test_a_slot_whose_holder_died_frees_itself_after_the_hold(store, store_clock
     start = store_clock()
     pacer.acquire()
     assert store_clock() - start >= 10.0
+
+
+def test_the_store_pacer_keeps_its_schedule_when_a_taker_is_a_little_late(store, store_clock):
+    pacer = StorePacer(store, 10, clock=store_clock, sleep=store_clock.advance)
+    first = store_clock()
+    pacer.release(pacer.acquire())
+    store_clock.advance(0.13)  # 30 ms after the 2nd slot was due (interval 0.1 s): a slow store
+    pacer.release(pacer.acquire())
+    second = store_clock()
+    pacer.release(pacer.acquire())
+    # The 3rd is due on the schedule (0.2 s after the 1st), not 0.1 s after the late 2nd.
+    assert second - first == pytest.approx(0.13) and store_clock() - first == pytest.approx(0.2)
