@@ -37,7 +37,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StoreError
-from shared.store.base import StateStore, Step, StoredRecord
+from shared.store.base import ManyStep, StateStore, Step, StoredRecord
 
 if TYPE_CHECKING:  # only for type hints: importing psycopg costs cold-start time
     from psycopg import Connection
@@ -84,6 +84,15 @@ _INSERT_NEW = f"""
 INSERT INTO {TABLE} (collection, key_hash, key, data, expire_at) VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (collection, key_hash) DO NOTHING
 """
+# hit_many's create: no ON CONFLICT, so a row another transaction created meanwhile fails the
+# whole pipelined transaction (unique violation), which is then run again from its SELECT.
+_INSERT_STRICT = f"INSERT INTO {TABLE} (collection, key_hash, key, data, expire_at) VALUES (%s, %s, %s, %s, %s)"
+# Rows are locked in key_hash order (the sort runs below the lock), so two transactions over
+# overlapping keys cannot deadlock.
+_SELECT_MANY = (
+    f"SELECT key_hash, data, expire_at FROM {TABLE} WHERE collection = %s AND key_hash = ANY(%s) "
+    "ORDER BY key_hash FOR UPDATE"
+)
 _UPDATE = f"UPDATE {TABLE} SET data = %s, expire_at = %s WHERE collection = %s AND key_hash = %s"
 _SELECT = f"SELECT data, expire_at FROM {TABLE} WHERE collection = %s AND key_hash = %s"
 _DELETE = f"DELETE FROM {TABLE} WHERE collection = %s AND key_hash = %s"
@@ -261,6 +270,40 @@ class PostgresStateStore(StateStore):
                 continue
             self._maybe_sweep()
             return result
+        raise StoreError("the PostgreSQL store failed to update: too much contention on one record")
+
+    def _transact_many(self, collection: str, keys: list[str], step: ManyStep) -> None:
+        import psycopg
+
+        hashes = [_key_hash(key) for key in keys]
+
+        def attempt(conn: Connection[Any]) -> None:
+            # Two round trips whatever the number of keys: BEGIN + one SELECT ... FOR UPDATE, then
+            # every INSERT/UPDATE + COMMIT in one pipeline sync.
+            try:
+                with conn.pipeline(), conn.transaction():
+                    rows = conn.execute(_SELECT_MANY, (collection, hashes)).fetchall()
+                    found = {bytes(row[0]): StoredRecord(row[1], row[2]) for row in rows}
+                    writes = step([found.get(key_hash) for key_hash in hashes])
+                    for key, key_hash, new in zip(keys, hashes, writes):
+                        if new is None:
+                            continue
+                        if key_hash in found:
+                            conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
+                        else:
+                            conn.execute(
+                                _INSERT_STRICT, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at)
+                            )
+            except psycopg.errors.UniqueViolation:
+                raise _LostCreateRace from None
+
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._run("update", attempt)
+            except _LostCreateRace:
+                continue
+            self._maybe_sweep()
+            return
         raise StoreError("the PostgreSQL store failed to update: too much contention on one record")
 
     def _delete(self, collection: str, key: str) -> None:
