@@ -14,9 +14,12 @@ Round trips (autocommit connections from a small pool):
   whether it was written: a live row makes the WHERE false, so nothing is written).
 - ``get`` / ``delete`` / ``query`` / ``ping``: one statement each.
 - ``update`` (and ``hit``, the rate-limit counter built on it): BEGIN, ``SELECT ... FOR UPDATE``,
-  one upsert, COMMIT. When the row does not exist there is nothing to lock, so the write is an
-  ``INSERT ... ON CONFLICT DO NOTHING``; if another transaction created the row meanwhile, that
-  insert waits for it and writes nothing, and the whole step runs again on the now-locked row.
+  the write, COMMIT, in two round trips (:func:`_two_trip_transaction`). When the row does not
+  exist there is nothing to lock, so the write is a plain ``INSERT``; if another transaction
+  created the row meanwhile, that insert waits for it and fails (unique violation), the
+  transaction is rolled back and the whole step runs again on the now-locked row.
+- ``hit_many``: the same two round trips for any number of counters (one ``SELECT ... = ANY``).
+tests/shared/store/test_round_trips.py checks these counts on the wire (libpq's protocol trace).
 """
 
 from __future__ import annotations
