@@ -368,9 +368,10 @@ def _driver_cause(exc: BaseException) -> BaseException | None:
 
 
 def _bound_transaction_rpcs(client: Client, retry: Retry, timeout: float) -> None:
-    """Give the RPCs @transactional makes (begin, commit, rollback) our retry budget.
+    """Give the transaction RPCs (begin, commit, rollback) our retry budget by default.
 
-    The transaction helper calls them without retry/timeout arguments, so the library defaults
+    The store's own transactions (:meth:`FirestoreStateStore._read_write`) pass both arguments;
+    this is the safety net for library helpers (``@transactional``), which call them without retry/timeout arguments, so the library defaults
     apply: retrying an unreachable server for 60 s. The GAPIC methods accept ``retry`` and
     ``timeout``; bind ours on the client's (cached) GAPIC object. Only done for clients this
     store built; if the library's internals ever move, the defaults simply stay.
