@@ -276,7 +276,8 @@ def _cpu_profile(cpu: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Where the CPU goes: one more process per row sends {cpu['messages']} messages under cProfile (not timed); "
-        "share of the profiled time spent in each layer's own code (layers under 3% left out):",
+        "share of the profiled CPU time (process_time, not wall time) spent in each layer's own code "
+        "(layers under 3% left out):",
         "",
         _table(["API", "implementation", "layers"], rows),
     ]
