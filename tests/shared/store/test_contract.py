@@ -9,7 +9,8 @@ import pytest
 
 from shared.errors import RecordExistsError, StoreError
 from shared.store import RateDecision, StateStore
-from tests.fixtures.store import FakeClock
+from shared.store.base import RateHit
+from tests.fixtures.store import DelegatingStore, FakeClock
 
 DOC: dict[str, Any] = {
     "text": "héllo ☃",
@@ -484,6 +485,58 @@ def test_hit_with_a_lower_limit_counts_existing_hits(store: StateStore, store_cl
     # now = t0 + 40 with hits at t0..t0+30; with limit 2, two must leave: the 3rd (t0+20) at t0+120
     decision = store.hit("p", "k", limit=2, window=100)
     assert (decision.allowed, decision.count, decision.retry_after) == (False, 4, pytest.approx(80.0))
+
+
+# ---- hit_many (several counters in one transaction) --------------------------------------
+
+FRAUD_LIKE = [RateHit("n", "+447700900123", 2, 60), RateHit("ip", "10.0.0.1", 3, 60), RateHit("c", "GB", 5, 60)]
+
+
+@pytest.fixture(params=["backend", "default"])
+def many_store(request: pytest.FixtureRequest, store: StateStore) -> StateStore:
+    """The backend's own hit_many, and base.py's default (one hit() per counter) over the same backend."""
+    return store if request.param == "backend" else DelegatingStore(store)
+
+
+def test_hit_many_counts_every_counter_when_all_allow(many_store: StateStore, store: StateStore) -> None:
+    assert many_store.hit_many(FRAUD_LIKE) == [RateDecision(True, 1, 0.0)] * 3
+    assert many_store.hit_many(FRAUD_LIKE) == [RateDecision(True, 2, 0.0)] * 3
+    # The same counters as hit(): the number counter is full, the others are not.
+    assert not store.hit("n", "+447700900123", limit=2, window=60).allowed
+    assert store.hit("ip", "10.0.0.1", limit=3, window=60) == RateDecision(True, 3, 0.0)
+
+
+def test_hit_many_stops_at_the_first_refusal_and_keeps_earlier_hits(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    for _ in range(3):  # fills the second counter (limit 3)
+        assert store.hit("ip", "10.0.0.1", limit=3, window=60).allowed
+    store_clock.advance(10)
+    decisions = many_store.hit_many(FRAUD_LIKE)
+    assert decisions == [RateDecision(True, 1, 0.0), RateDecision(False, 3, pytest.approx(50.0))]
+    # The first counter kept its hit, the third was never counted.
+    assert store.get("ratelimits", "n:+447700900123")["hits"] == [store_clock()]
+    assert store.get("ratelimits", "c:GB") is None
+
+
+def test_hit_many_counters_expire_with_their_window(many_store: StateStore, store_clock: FakeClock) -> None:
+    hits = [RateHit("a", "x", 1, 30), RateHit("b", "x", 1, 90)]
+    assert [d.allowed for d in many_store.hit_many(hits)] == [True, True]
+    store_clock.advance(31)
+    assert [d.allowed for d in many_store.hit_many(hits)] == [True, False]
+    store_clock.advance(60)
+    assert many_store.hit_many(hits) == [RateDecision(True, 1, 0.0)] * 2
+
+
+def test_hit_many_rejects_bad_arguments(many_store: StateStore) -> None:
+    assert many_store.hit_many([]) == []
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("a", "x", 0, 60)])
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("a", "x", 1, 60), RateHit("a", "x", 2, 60)])
+    with pytest.raises(TypeError):
+        many_store.hit_many([("a", "x", 1, 60)])  # type: ignore[list-item]
+    assert many_store.get("ratelimits", "a:x") is None
 
 
 def test_hit_rejects_bad_arguments(store: StateStore) -> None:
