@@ -11,9 +11,9 @@ numbers in one range or one country, from many addresses. The guard refuses, in 
    per country — 429 ``<scope>_rate_limited`` with ``Retry-After``.
 
 The cheap 403 checks come first and consume no counters. A limit refuses without
-recording the refused hit (``StateStore.hit``), so a refused caller is not locked out
-longer than the window. Numbers are hashed in rate-limit keys: the store never holds a
-readable phone number. Every refusal is logged with its reason (number masked).
+recording the refused hit, so a refused caller is not locked out longer than the window; all
+the counters are counted in one transaction (``StateStore.hit_many``). Numbers are hashed in
+rate-limit keys: the store never holds a readable phone number. Every refusal is logged with its reason (number masked).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from shared.config import RateLimit, Settings
 from shared.errors import ForbiddenError, RateLimitedError
 from shared.log import get_logger
 from shared.phone import PhoneNumber
-from shared.store.base import StateStore
+from shared.store.base import RateHit, StateStore
 
 __all__ = ["BUCKET_PREFIX", "FraudGuard", "FraudLimits"]
 
@@ -97,8 +97,13 @@ class FraudGuard:
         ]
         if limits.per_country is not None:
             scopes.append(("country", phone.region.upper(), limits.per_country))
-        for scope, key, limit in scopes:
-            decision = self.store.hit(f"{BUCKET_PREFIX}_{scope}", key, limit=limit.count, window=limit.window)
+        # One transaction for every counter (StateStore.hit_many): the same decisions as one hit()
+        # per counter in this order, stopping at the first refusal (counters before it keep their
+        # hit, counters after it are not counted), in one store round trip instead of four.
+        decisions = self.store.hit_many(
+            [RateHit(f"{BUCKET_PREFIX}_{scope}", key, limit.count, limit.window) for scope, key, limit in scopes]
+        )
+        for (scope, _key, limit), decision in zip(scopes, decisions):
             if not decision.allowed:
                 self._refuse(
                     RateLimitedError(
