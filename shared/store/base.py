@@ -31,6 +31,7 @@ from typing import Any
 from shared.errors import RecordExistsError
 
 __all__ = [
+    "Charge",
     "EXPIRES_FIELD",
     "RATELIMIT_COLLECTION",
     "RESERVED_FIELDS",
@@ -79,6 +80,21 @@ class RateHit:
 
 
 @dataclass(frozen=True)
+class Charge:
+    """A document changed with :meth:`StateStore.hit_many`'s counters once they all allowed the
+    hit (a spend budget charged after the rate limits): ``fn`` as in :meth:`StateStore.update`
+    (the new document, or None to leave it unchanged; it may raise to refuse), ``undo`` gives back
+    what ``fn`` took (used only where the charges cannot share one transaction), ``ttl`` as in
+    :meth:`StateStore.update`."""
+
+    collection: str
+    key: str
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    undo: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """A document as a backend stores it: caller data plus its expiry (epoch seconds or None)."""
 
@@ -93,8 +109,8 @@ class StoredRecord:
 # What _transact runs inside the transaction: given the stored record (None if absent,
 # possibly expired), return the record to write, or None to write nothing.
 Step = Callable[[StoredRecord | None], StoredRecord | None]
-# What _transact_many runs: the stored records of several keys (in the order asked), and the
-# records to write in the same order (None: leave that one unchanged).
+# What _transact_many runs: the stored records of several (collection, key) documents (in the
+# order asked), and the records to write in the same order (None: leave that one unchanged).
 ManyStep = Callable[[list[StoredRecord | None]], list[StoredRecord | None]]
 
 
@@ -251,7 +267,7 @@ class StateStore(ABC):
         self.update(RATELIMIT_COLLECTION, f"{bucket}:{key}", record_hit, ttl=window)
         return outcome[-1]
 
-    def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
+    def hit_many(self, hits: Sequence[RateHit], *, then: Sequence[Charge] = ()) -> list[RateDecision]:
         """Several counters at once: the same outcome as calling :meth:`hit` for each in order
         and stopping at the first refusal.
 
@@ -260,8 +276,15 @@ class StateStore(ABC):
         nor counted, counters before it keep their hit). Backends with a multi-document
         transaction (every built-in one) read and write all the counters in ONE transaction, so
         a verification start's four fraud counters cost one transaction instead of four.
+
+        ``then``: documents to change (:class:`Charge`) when every counter allowed its hit, all
+        or none: when one ``fn`` raises, no charge is written (the counters keep their hits, as
+        they would with one call per step) and the exception propagates after the counters are
+        stored. With a refused counter no charge is read or written. On the built-in backends
+        the charges travel in the counters' one transaction; elsewhere each is an
+        :meth:`update`, and the ones made before a refusal are given back with their ``undo``.
         """
-        hits = list(hits)
+        hits, then = list(hits), list(then)
         for hit in hits:
             if not isinstance(hit, RateHit):
                 raise TypeError("hit_many takes RateHit items")
@@ -269,35 +292,68 @@ class StateStore(ABC):
         keys = [f"{hit.bucket}:{hit.key}" for hit in hits]
         for key in keys:
             _check_key(key)
-        if len(set(keys)) != len(keys):
-            raise ValueError("hit_many was given the same counter twice")
-        if not hits:
+        for charge in then:
+            if not isinstance(charge, Charge):
+                raise TypeError("hit_many's then takes Charge items")
+            _check_collection(charge.collection)
+            _check_key(charge.key)
+            if charge.ttl is not None:
+                _check_ttl(charge.ttl)
+        refs = [(RATELIMIT_COLLECTION, key) for key in keys] + [(c.collection, c.key) for c in then]
+        if len(set(refs)) != len(refs):
+            raise ValueError("hit_many was given the same counter or document twice")
+        if not refs:
             return []
         if not self._has_transact_many():
             decisions: list[RateDecision] = []
             for hit in hits:
                 decisions.append(self.hit(hit.bucket, hit.key, limit=hit.limit, window=hit.window))
                 if not decisions[-1].allowed:
-                    break
+                    return decisions
+            self._charge_one_by_one(then)
             return decisions
-        outcome: list[list[RateDecision]] = []
+        outcome: list[tuple[list[RateDecision], BaseException | None]] = []
 
         def step(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
             now = self._clock()
             decisions = []
             writes: list[StoredRecord | None] = [None] * len(records)
-            for index, (hit, record) in enumerate(zip(hits, records)):
-                live = record if record is not None and not record.is_expired(now) else None
+            lives = [record if record is not None and not record.is_expired(now) else None for record in records]
+            for index, (hit, live) in enumerate(zip(hits, lives)):
                 new, decision = _rate_step(copy.deepcopy(live.data) if live else None, now, hit.limit, hit.window)
                 decisions.append(decision)
                 if new is None:
-                    break
+                    outcome.append((decisions, None))
+                    return writes
                 writes[index] = StoredRecord(_check_document(new), now + hit.window)
-            outcome.append(decisions)
-            return writes
+            try:
+                charged = [
+                    _charged_record(charge, live, now) for charge, live in zip(then, lives[len(hits):])
+                ]
+            except Exception as exc:  # a refused charge: the counters are written, no charge is
+                outcome.append((decisions, exc))
+                return writes
+            outcome.append((decisions, None))
+            return writes[: len(hits)] + charged
 
-        self._transact_many(RATELIMIT_COLLECTION, keys, step)
-        return outcome[-1]
+        self._transact_many(refs, step)
+        decisions, refused = outcome[-1]
+        if refused is not None:
+            raise refused
+        return decisions
+
+    def _charge_one_by_one(self, then: list[Charge]) -> None:
+        """hit_many's charges without a shared transaction: one update each, the ones made given
+        back (``undo``) when a later one refuses."""
+        made: list[Charge] = []
+        try:
+            for charge in then:
+                self.update(charge.collection, charge.key, charge.fn, ttl=charge.ttl)
+                made.append(charge)
+        except Exception:
+            for charge in reversed(made):
+                self.update(charge.collection, charge.key, charge.undo)
+            raise
 
     def ping(self) -> None:
         """Cheap round trip; raises StoreError when the store is unreachable."""
@@ -339,9 +395,9 @@ class StateStore(ABC):
         """True when the backend overrides :meth:`_transact_many`."""
         return type(self)._transact_many is not StateStore._transact_many
 
-    def _transact_many(self, collection: str, keys: list[str], step: ManyStep) -> None:
-        """Optional: run ``step`` on the stored records of several distinct keys of one collection
-        inside ONE transaction and write what it returns (None: that record unchanged).
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        """Optional: run ``step`` on the stored records of several distinct (collection, key)
+        documents inside ONE transaction and write what it returns (None: that record unchanged).
 
         ``step`` may run several times; its exceptions propagate unchanged. A backend without
         it gets :meth:`hit_many`'s correct but slower default (one transaction per counter).
@@ -392,6 +448,15 @@ def _check_key(key: str) -> None:
         raise TypeError("key must be a str")
     if not key:
         raise ValueError("key must not be empty")
+
+
+def _charged_record(charge: Charge, live: StoredRecord | None, now: float) -> StoredRecord | None:
+    """The record a Charge writes (``update``'s rules for the document and its expiry), or None."""
+    new = charge.fn(copy.deepcopy(live.data) if live is not None else None)
+    if new is None:
+        return None
+    expires_at = now + charge.ttl if charge.ttl is not None else (live.expires_at if live is not None else None)
+    return StoredRecord(_check_document(new), expires_at)
 
 
 def _check_rate_limit(limit: int, window: float) -> None:

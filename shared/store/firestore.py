@@ -187,7 +187,7 @@ class FirestoreStateStore(StateStore):
             written.append(existing is None or existing.is_expired(now))
             return [record if written[-1] else None]
 
-        self._read_write(collection, [key], replace_expired)
+        self._read_write([(collection, key)], replace_expired)
         return written[-1]
 
     def _fetch(self, collection: str, key: str) -> StoredRecord | None:
@@ -204,13 +204,13 @@ class FirestoreStateStore(StateStore):
             outcome.append(records[0] if new is None else new)
             return [new]
 
-        self._read_write(collection, [key], step_one)
+        self._read_write([(collection, key)], step_one)
         return outcome[-1]
 
-    def _transact_many(self, collection: str, keys: list[str], step: ManyStep) -> None:
-        self._read_write(collection, keys, step)
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        self._read_write(refs, step)
 
-    def _read_write(self, collection: str, keys: list[str], step: ManyStep) -> None:
+    def _read_write(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
         """A read-write transaction in two RPCs: the read of every key BEGINS the transaction
         (``new_transaction`` on BatchGetDocuments), then one Commit. The library's
         ``@transactional`` sends a BeginTransaction RPC first: three RPCs per update.
@@ -228,8 +228,8 @@ class FirestoreStateStore(StateStore):
 
                 client = self.client
                 api, database, metadata = client._firestore_api, client._database_string, client._rpc_metadata
-                paths = [self._ref(collection, key)._document_path for key in keys]
-                for stripe in sorted({hash((collection, key)) % _KEY_LOCK_STRIPES for key in keys}):
+                paths = [self._ref(collection, key)._document_path for collection, key in refs]
+                for stripe in sorted({hash(ref) % _KEY_LOCK_STRIPES for ref in refs}):
                     locks.enter_context(self._key_locks[stripe])
                 retry_id: bytes | None = None
                 for _ in range(self.max_attempts):

@@ -88,9 +88,11 @@ WHERE d.expire_at IS NOT NULL AND d.expire_at <= %s
 _INSERT_STRICT = f"INSERT INTO {TABLE} (collection, key_hash, key, data, expire_at) VALUES (%s, %s, %s, %s, %s)"
 # Rows are locked in key_hash order (the sort runs below the lock), so two transactions over
 # overlapping keys cannot deadlock.
+# Several documents of any collections, locked in one fixed order (overlapping batches cannot deadlock).
 _SELECT_MANY = (
-    f"SELECT key_hash, data, expire_at FROM {TABLE} WHERE collection = %s AND key_hash = ANY(%s) "
-    "ORDER BY key_hash FOR UPDATE"
+    f"SELECT collection, key_hash, data, expire_at FROM {TABLE} "
+    "WHERE (collection, key_hash) IN (SELECT * FROM unnest(%s::text[], %s::bytea[])) "
+    "ORDER BY collection, key_hash FOR UPDATE"
 )
 _UPDATE = f"UPDATE {TABLE} SET data = %s, expire_at = %s WHERE collection = %s AND key_hash = %s"
 _SELECT = f"SELECT data, expire_at FROM {TABLE} WHERE collection = %s AND key_hash = %s"
@@ -295,22 +297,22 @@ class PostgresStateStore(StateStore):
         self._retry_lost_creates(_SELECT + " FOR UPDATE", (collection, key_hash), write)
         return outcome[-1]
 
-    def _transact_many(self, collection: str, keys: list[str], step: ManyStep) -> None:
-        hashes = [_key_hash(key) for key in keys]
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        ids = [(collection, _key_hash(key)) for collection, key in refs]
 
         def write(conn: Connection[Any], rows: list[Any]) -> None:
-            found = {bytes(row[0]): StoredRecord(row[1], row[2]) for row in rows}
-            for key, key_hash, new in zip(keys, hashes, step([found.get(key_hash) for key_hash in hashes])):
+            found = {(row[0], bytes(row[1])): StoredRecord(row[2], row[3]) for row in rows}
+            for (_, key), (collection, key_hash), new in zip(refs, ids, step([found.get(i) for i in ids])):
                 if new is None:
                     continue
-                if key_hash in found:
+                if (collection, key_hash) in found:
                     conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
                 else:
                     conn.execute(
                         _INSERT_STRICT, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at)
                     )
 
-        self._retry_lost_creates(_SELECT_MANY, (collection, hashes), write)
+        self._retry_lost_creates(_SELECT_MANY, ([c for c, _ in ids], [h for _, h in ids]), write)
 
     def _retry_lost_creates(
         self, select: str, params: tuple[Any, ...], write: Callable[[Connection[Any], list[Any]], None]

@@ -154,17 +154,18 @@ class SQLiteStateStore(StateStore):
             self._maybe_purge(conn)
         return new if new is not None else current
 
-    def _transact_many(self, collection: str, keys: list[str], step: ManyStep) -> None:
-        # The same single transaction as _transact, over several keys (hit_many's counters).
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        # The same single transaction as _transact, over several documents (hit_many's counters
+        # and charges).
         with self._locked():
             conn = self._connection()
             self._execute(conn, "BEGIN IMMEDIATE")
             try:
                 current = []
-                for key in keys:
+                for collection, key in refs:
                     row = self._execute(conn, _SELECT, (collection, key)).fetchone()
                     current.append(None if row is None else StoredRecord(json.loads(row[0]), row[1]))
-                for key, new in zip(keys, step(current)):
+                for (collection, key), new in zip(refs, step(current)):
                     if new is not None:
                         self._execute(conn, _UPSERT, (collection, key, _dumps(new.data), new.expires_at))
                 self._execute(conn, "COMMIT")

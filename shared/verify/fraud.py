@@ -19,6 +19,7 @@ rate-limit keys: the store never holds a readable phone number. Every refusal is
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -26,7 +27,7 @@ from shared.config import RateLimit, Settings
 from shared.errors import ForbiddenError, RateLimitedError
 from shared.log import get_logger
 from shared.phone import PhoneNumber
-from shared.store.base import RateHit, StateStore
+from shared.store.base import Charge, RateHit, StateStore
 
 __all__ = ["BUCKET_PREFIX", "FraudGuard", "FraudLimits"]
 
@@ -66,9 +67,13 @@ class FraudGuard:
         self.store = store
         self.limits = limits
 
-    def check(self, phone: PhoneNumber, *, ip: str) -> None:
+    def check(self, phone: PhoneNumber, *, ip: str, then: Sequence[Charge] = ()) -> None:
         """Return when the start is allowed (and count it); raise ForbiddenError (403) or
-        RateLimitedError (429) with a stable code otherwise."""
+        RateLimitedError (429) with a stable code otherwise.
+
+        ``then``: charges made in the counters' transaction once every counter allowed the start
+        (the spend budgets, ``shared.budget.verify_start_charges``); their refusal propagates
+        (BudgetExhaustedError) with no charge written and the counters counted."""
         limits = self.limits
         if limits.allowed_countries and phone.region.upper() not in limits.allowed_countries:
             self._refuse(
@@ -101,7 +106,8 @@ class FraudGuard:
         # per counter in this order, stopping at the first refusal (counters before it keep their
         # hit, counters after it are not counted), in one store round trip instead of four.
         decisions = self.store.hit_many(
-            [RateHit(f"{BUCKET_PREFIX}_{scope}", key, limit.count, limit.window) for scope, key, limit in scopes]
+            [RateHit(f"{BUCKET_PREFIX}_{scope}", key, limit.count, limit.window) for scope, key, limit in scopes],
+            then=then,
         )
         for (scope, _key, limit), decision in zip(scopes, decisions):
             if not decision.allowed:

@@ -9,7 +9,7 @@ import pytest
 
 from shared.errors import RecordExistsError, StoreError
 from shared.store import RateDecision, StateStore
-from shared.store.base import RateHit
+from shared.store.base import Charge, RateHit
 from tests.fixtures.store import DelegatingStore, FakeClock
 
 DOC: dict[str, Any] = {
@@ -537,6 +537,61 @@ def test_hit_many_rejects_bad_arguments(many_store: StateStore) -> None:
     with pytest.raises(TypeError):
         many_store.hit_many([("a", "x", 1, 60)])  # type: ignore[list-item]
     assert many_store.get("ratelimits", "a:x") is None
+
+
+class Refused(Exception):
+    pass
+
+
+def _budget(key: str, limit: int, *, ttl: float | None = 600) -> Charge:
+    """A counting charge like a spend budget: one more ``n`` up to ``limit``, else Refused."""
+
+    def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        n = int((doc or {}).get("n", 0))
+        if n + 1 > limit:
+            raise Refused(key)
+        return {**(doc or {}), "n": n + 1}
+
+    def undo(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if doc is None else {**doc, "n": int(doc.get("n", 0)) - 1}
+
+    return Charge("budgets", key, add, undo, ttl=ttl)
+
+
+def test_hit_many_charges_other_documents_once_every_counter_allows(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    assert many_store.hit_many(FRAUD_LIKE, then=[_budget("a", 5), _budget("b", 5, ttl=None)]) == [
+        RateDecision(True, 1, 0.0)] * 3
+    assert store.get("budgets", "a") == {"n": 1} and store.get("budgets", "b") == {"n": 1}
+    store_clock.advance(601)  # the charge's ttl applies, as with update()
+    assert store.get("budgets", "a") is None and store.get("budgets", "b") == {"n": 1}
+    # No counter at all: the charges alone, the same way.
+    assert many_store.hit_many([], then=[_budget("b", 5)]) == []
+    assert store.get("budgets", "b") == {"n": 2}
+
+
+def test_hit_many_charges_nothing_when_a_counter_refuses(many_store: StateStore, store: StateStore) -> None:
+    hits = [RateHit("n", "1", 5, 60), RateHit("ip", "1", 1, 60)]
+    many_store.hit_many(hits, then=[_budget("a", 5)])
+    decisions = many_store.hit_many(hits, then=[_budget("a", 5)])
+    assert [d.allowed for d in decisions] == [True, False]
+    assert store.get("budgets", "a") == {"n": 1}  # only the first, allowed call charged it
+
+
+def test_a_refused_charge_writes_no_charge_and_keeps_the_counters(many_store: StateStore, store: StateStore) -> None:
+    store.update("budgets", "full", lambda doc: {"n": 1})
+    with pytest.raises(Refused):
+        many_store.hit_many(FRAUD_LIKE, then=[_budget("a", 5), _budget("full", 1), _budget("c", 5)])
+    # All or none among the charges: "a", made (or not) before the refusal, is not charged.
+    assert store.get("budgets", "a") in (None, {"n": 0})
+    assert store.get("budgets", "full") == {"n": 1} and store.get("budgets", "c") is None
+    # The counters keep their hits, as they would with one call per step.
+    assert store.hit("n", "+447700900123", limit=2, window=60) == RateDecision(True, 2, 0.0)
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("budgets", "x", 1, 60)], then=[_budget("a", 5), _budget("a", 5)])
+    with pytest.raises(TypeError):
+        many_store.hit_many([], then=[("budgets", "a")])  # type: ignore[list-item]
 
 
 def test_hit_rejects_bad_arguments(store: StateStore) -> None:

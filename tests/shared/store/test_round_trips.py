@@ -267,18 +267,16 @@ def test_a_sent_recipient_fits_its_budget(sandbox_factory: Any, store: StateStor
 # ---- a verification start: at most 3 including the fraud counters -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the budget assertion: any other error fails the test
-    reason="the fraud counters are one hit_many now, but shared/budget.py charges the two verify budgets "
-    "(VERIFY_BUDGET_PER_COUNTRY, VERIFY_BUDGET_GLOBAL) with one update each, in another collection: "
-    "7 round trips on PostgreSQL and Firestore, 4 on SQLite",
-)
 def test_a_verification_start_fits_its_budget(store: StateStore, fake_vonage: Any, verify_settings: Any) -> None:
+    # The default spend budgets (VERIFY_BUDGET_PER_COUNTRY, VERIFY_BUDGET_GLOBAL) are on: they ride
+    # in the fraud counters' hit_many transaction.
     counting = CountingStore(store)
-    started = start_verification({"number": GB_MOBILE, "brand": "Acme"}, settings=verify_settings(), store=counting,
+    settings = verify_settings()
+    _require(settings.verify_budget_global and settings.verify_budget_per_country, settings)
+    started = start_verification({"number": GB_MOBILE, "brand": "Acme"}, settings=settings, store=counting,
                                  vonage=fake_vonage, ip="198.51.100.1")
     _require(started["status"] == "pending", started)
+    _require(len(store.query("budgets")) == 2, store.query("budgets"))  # both budgets were charged
     assert counting.round_trips <= VERIFY_START_BUDGET, counting.summary()
 
 
