@@ -188,8 +188,9 @@ def _sent_message(store: StateStore, message_id: str, vonage_id: str) -> None:
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,  # only the budget assertion: any other error fails the test
-    reason="shared/webhooks/status.py (dedupe create + finish update) and records.py (index get + message "
-    "update) make 4 store calls per receipt: 6 round trips on PostgreSQL and Firestore",
+    reason="shared/webhooks/status.py (dedupe create, finish update with the outbox, the outbox's "
+    "mark-published update) and records.py (index get, message update): 8 round trips on PostgreSQL and "
+    "Firestore, 5 on SQLite",
 )
 def test_a_status_receipt_fits_the_webhook_budget(store: StateStore, counting: CountingStore) -> None:
     _sent_message(store, "msg_1", "V1")
