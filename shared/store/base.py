@@ -32,6 +32,7 @@ from shared.errors import RecordExistsError
 
 __all__ = [
     "Charge",
+    "Update",
     "EXPIRES_FIELD",
     "RATELIMIT_COLLECTION",
     "RESERVED_FIELDS",
@@ -91,6 +92,16 @@ class Charge:
     key: str
     fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     undo: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """One read-modify-write of :meth:`StateStore.update_many`: the arguments of :meth:`StateStore.update`."""
+
+    collection: str
+    key: str
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]
     ttl: float | None = None
 
 
@@ -248,6 +259,49 @@ class StateStore(ABC):
                 close()  # stop a paging generator early
         return results
 
+    def update_many(self, updates: Sequence[Update]) -> list[dict[str, Any] | None]:
+        """Several :meth:`update` calls of distinct documents, run in the order given; returns
+        each document as it is after the call (as :meth:`update` does).
+
+        What the caller may rely on is what one :meth:`update` per item gives: each is an atomic
+        read-modify-write, the ``fn`` of an item runs after those of the items before it, and an
+        exception stops at that item and propagates. Backends with a multi-document transaction
+        (every built-in one) make them all in ONE transaction (one round trip's worth of
+        transaction instead of one per document: then an exception writes none of them); the
+        default makes one :meth:`update` per item.
+        """
+        updates = list(updates)
+        for item in updates:
+            if not isinstance(item, Update):
+                raise TypeError("update_many takes Update items")
+            _check_collection(item.collection)
+            _check_key(item.key)
+            if item.ttl is not None:
+                _check_ttl(item.ttl)
+        refs = [(item.collection, item.key) for item in updates]
+        if len(set(refs)) != len(refs):
+            raise ValueError("update_many was given the same document twice")
+        if not self._has_transact_many():
+            return [self.update(item.collection, item.key, item.fn, ttl=item.ttl) for item in updates]
+        if not updates:
+            return []
+        outcome: list[list[StoredRecord | None]] = []
+
+        def step(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
+            now = self._clock()
+            writes: list[StoredRecord | None] = []
+            after: list[StoredRecord | None] = []
+            for item, record in zip(updates, records):
+                live = record if record is not None and not record.is_expired(now) else None
+                new = _written_record(item.fn, item.ttl, live, now)
+                writes.append(new)
+                after.append(new if new is not None else live)
+            outcome.append(after)
+            return writes
+
+        self._transact_many(refs, step)
+        return [None if record is None else copy.deepcopy(record.data) for record in outcome[-1]]
+
     def hit(self, bucket: str, key: str, *, limit: int, window: float) -> RateDecision:
         """Sliding-window log rate limit on top of :meth:`update`.
 
@@ -328,7 +382,7 @@ class StateStore(ABC):
                 writes[index] = StoredRecord(_check_document(new), now + hit.window)
             try:
                 charged = [
-                    _charged_record(charge, live, now) for charge, live in zip(then, lives[len(hits):])
+                    _written_record(charge.fn, charge.ttl, live, now) for charge, live in zip(then, lives[len(hits):])
                 ]
             except Exception as exc:  # a refused charge: the counters are written, no charge is
                 outcome.append((decisions, exc))
@@ -450,12 +504,15 @@ def _check_key(key: str) -> None:
         raise ValueError("key must not be empty")
 
 
-def _charged_record(charge: Charge, live: StoredRecord | None, now: float) -> StoredRecord | None:
-    """The record a Charge writes (``update``'s rules for the document and its expiry), or None."""
-    new = charge.fn(copy.deepcopy(live.data) if live is not None else None)
+def _written_record(
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None], ttl: float | None, live: StoredRecord | None,
+    now: float,
+) -> StoredRecord | None:
+    """The record ``fn`` writes over ``live`` (``update``'s rules for the document and its expiry), or None."""
+    new = fn(copy.deepcopy(live.data) if live is not None else None)
     if new is None:
         return None
-    expires_at = now + charge.ttl if charge.ttl is not None else (live.expires_at if live is not None else None)
+    expires_at = now + ttl if ttl is not None else (live.expires_at if live is not None else None)
     return StoredRecord(_check_document(new), expires_at)
 
 

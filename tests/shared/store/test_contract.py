@@ -9,7 +9,7 @@ import pytest
 
 from shared.errors import RecordExistsError, StoreError
 from shared.store import RateDecision, StateStore
-from shared.store.base import Charge, RateHit
+from shared.store.base import Charge, RateHit, Update
 from tests.fixtures.store import DelegatingStore, FakeClock
 
 DOC: dict[str, Any] = {
@@ -592,6 +592,46 @@ def test_a_refused_charge_writes_no_charge_and_keeps_the_counters(many_store: St
         many_store.hit_many([RateHit("budgets", "x", 1, 60)], then=[_budget("a", 5), _budget("a", 5)])
     with pytest.raises(TypeError):
         many_store.hit_many([], then=[("budgets", "a")])  # type: ignore[list-item]
+
+
+def test_update_many_runs_each_update_in_order_and_returns_the_documents(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    store.create("a", "1", {"n": 1})
+    seen: list[Any] = []
+
+    def second(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        seen.append(doc)
+        return {"after": list(order)}
+
+    order: list[str] = []
+
+    def first(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        order.clear()
+        order.append("first")
+        return {**(doc or {}), "n": (doc or {})["n"] + 1}
+
+    after = many_store.update_many([
+        Update("a", "1", first), Update("b", "2", second, ttl=60), Update("a", "3", lambda doc: None)])
+    assert after == [{"n": 2}, {"after": ["first"]}, None]  # the second fn ran after the first
+    assert seen[-1] is None and store.get("a", "1") == {"n": 2}
+    store_clock.advance(61)  # ttl as in update()
+    assert store.get("b", "2") is None and store.get("a", "1") == {"n": 2}
+    assert many_store.update_many([]) == []
+
+
+def test_update_many_stops_at_an_exception_and_rejects_bad_arguments(many_store: StateStore, store: StateStore) -> None:
+    def boom(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        raise Refused("no")
+
+    with pytest.raises(Refused):
+        many_store.update_many([Update("a", "1", lambda doc: {"n": 1}), Update("a", "2", boom),
+                                Update("a", "3", lambda doc: {"n": 3})])
+    assert store.get("a", "3") is None  # nothing after the exception is written
+    with pytest.raises(ValueError):
+        many_store.update_many([Update("a", "x", lambda doc: {}), Update("a", "x", lambda doc: {})])
+    with pytest.raises(TypeError):
+        many_store.update_many([("a", "x", lambda doc: {})])  # type: ignore[list-item]
 
 
 def test_hit_rejects_bad_arguments(store: StateStore) -> None:
