@@ -3,7 +3,8 @@
 Rate limits (``shared.verify.fraud``) shape traffic; budgets bound money. Each budget is a
 count per fixed window (``COUNT/SECONDS``; windows start at multiples of their length since
 the epoch, so a day is a UTC day) kept in one store document per scope and window, and every
-charge is one atomic read-check-write (:meth:`StateStore.update`) made BEFORE Vonage is
+charge is an atomic read-check-write (all the charges of one call in one store transaction:
+``StateStore.hit_many``'s charges) made BEFORE Vonage is
 called: a refused charge costs nothing and writes nothing, so concurrent callers on any
 number of instances can never spend more than the budget between them.
 
@@ -85,16 +86,16 @@ def charge_send(
         ("SEND_BUDGET_GLOBAL", "messages", 1, settings.send_budget_global),
         ("SEND_PARTS_BUDGET_GLOBAL", "parts", parts, settings.send_parts_budget_global),
     )
-    charged: list[tuple[str, list[_Line], float]] = []
-    try:
-        for owner, lines in ((f"send:caller:{_digest(scope)}", caller), ("send:global", deployment)):
-            for window, group in _by_window(lines).items():
-                _charge(store, owner, group, window, clock())
-                charged.append((owner, group, window))
-    except BudgetExhaustedError:
-        for owner, group, window in charged:  # all or nothing: give back what this call took
-            _refund(store, owner, group, window, clock())
-        raise
+    now = clock()
+    charges = [
+        _count_charge(owner, group, window, now)
+        for owner, lines in ((f"send:caller:{_digest(scope)}", caller), ("send:global", deployment))
+        for window, group in _by_window(lines).items()
+    ]
+    if charges:
+        # All or nothing, in one store transaction on the built-in backends (StateStore.hit_many's
+        # charges; elsewhere one update each, given back on a refusal).
+        store.hit_many([], then=charges)
 
 
 def charge_verify_start(
@@ -169,28 +170,20 @@ def verify_start_charges(settings: Settings, phone: PhoneNumber, *, prefix: str,
 # ---- the store work ----------------------------------------------------------------------
 
 
-def _charge(store: StateStore, owner: str, lines: list[_Line], window: float, now: float) -> None:
+def _count_charge(owner: str, lines: list[_Line], window: float, now: float) -> Charge:
+    """``_charge`` as a Charge for ``hit_many``: refuses (BudgetExhaustedError) without writing."""
+    from shared.store.base import Charge
+
     start = window_start(now, window)
-    refused: list[_Line] = []  # fn may run more than once: the last run is the one that committed
 
     def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-        refused.clear()
         counts = dict(doc or {})
         for line in lines:
             if int(counts.get(line.field, 0)) + line.amount > line.limit:
-                refused.append(line)
-                return None
+                raise _exhausted(line, start + window - now)
         for line in lines:
             counts[line.field] = int(counts.get(line.field, 0)) + line.amount
         return counts
-
-    store.update(BUDGET_COLLECTION, _key(owner, start, window), add, ttl=start + window - now + _RETENTION)
-    if refused:
-        raise _exhausted(refused[0], start + window - now)
-
-
-def _refund(store: StateStore, owner: str, lines: list[_Line], window: float, now: float) -> None:
-    start = window_start(now, window)
 
     def give_back(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is None:
@@ -199,7 +192,7 @@ def _refund(store: StateStore, owner: str, lines: list[_Line], window: float, no
             doc[line.field] = max(0, int(doc.get(line.field, 0)) - line.amount)
         return doc
 
-    store.update(BUDGET_COLLECTION, _key(owner, start, window), give_back)
+    return Charge(BUDGET_COLLECTION, _key(owner, start, window), add, give_back, ttl=start + window - now + _RETENTION)
 
 
 # ---- helpers --------------------------------------------------------------------------------

@@ -262,11 +262,14 @@ def attach_vonage_ids(
     remaining_balance: str | None = None,
     now: float | None = None,
     workflow_id: str | None = None,
+    also: Update | None = None,
 ) -> dict[str, Any] | None:
     """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts.
 
     ``workflow_id`` (a failover send) is stored and indexed too, and receipts parked under it merged.
     ``remaining_balance`` is the account balance the SMS API reported after this send.
+    ``also``: another document's update made with the acceptance, in one ``update_many`` (the
+    idempotency key's completion: one transaction instead of two).
     """
     part_list = [dict(part) for part in parts]
 
@@ -306,7 +309,10 @@ def attach_vonage_ids(
         doc["updated_at"] = _iso(now)
         return doc
 
-    record = store.update(MESSAGES, message_id, accept)
+    if also is not None:
+        record = store.update_many([Update(MESSAGES, message_id, accept), also])[0]
+    else:
+        record = store.update(MESSAGES, message_id, accept)
     keys = [part["vonage_id"] for part in part_list] + ([workflow_id] if workflow_id else [])
     for key in keys:
         _index(store, key, message_id)

@@ -55,9 +55,10 @@ def test_a_refused_charge_takes_nothing_from_any_budget(store, store_clock):
     s = settings(send_budget_per_token=RateLimit(5, DAY), send_budget_global=RateLimit(1, DAY))
     send(store, store_clock, s, scope="api:a")
     with pytest.raises(BudgetExhaustedError):
-        send(store, store_clock, s, scope="api:b")  # the caller's budget was charged, then given back
-    docs = {d.get("messages") for d in _budget_docs(store)}
-    assert docs == {1, 0}  # a's caller doc and the global doc hold 1; b's caller doc 0
+        send(store, store_clock, s, scope="api:b")  # b's caller budget would allow it, the global one refuses
+    counts = sorted(d.get("messages", 0) for d in _budget_docs(store))
+    # a's caller doc and the global doc hold 1; b's caller doc holds 0 or was never written
+    assert [c for c in counts if c] == [1, 1] and len(counts) in (2, 3)
 
 
 def test_the_budget_comes_back_when_the_window_ends(store, store_clock):

@@ -275,14 +275,26 @@ def _send_round_trips(sandbox_factory: Any, store: StateStore, store_clock: Any,
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,  # only the budget assertion: any other error fails the test
-    reason="shared/messages/service.py per recipient: suppression get, record create, attach_vonage_ids "
-    "(record update, id index create, parked get), idempotency complete update",
+    reason="shared/messages/service.py per recipient (default send budgets on): suppression get, the send "
+    "budgets (one hit_many), record create, the record's acceptance with the key's completion (one "
+    "update_many), id index create, parked get: 8 round trips on PostgreSQL and Firestore, 6 on SQLite",
 )
 def test_a_sent_recipient_fits_its_budget(sandbox_factory: Any, store: StateStore, store_clock: Any) -> None:
     one, _ = _send_round_trips(sandbox_factory, store, store_clock, 1)
     three, calls = _send_round_trips(sandbox_factory, store, store_clock, 3)
     per_recipient = (three - one) / 2  # the request's own calls cancel out
     assert per_recipient <= SENT_RECIPIENT_BUDGET, (one, three, calls)
+
+
+def test_a_sent_recipient_charges_its_budgets_and_completes_its_key_in_shared_writes(
+    sandbox_factory: Any, store: StateStore, store_clock: Any
+) -> None:
+    # Not yet the budget of 2 (the xfail above), but these cuts stay: the send budgets in one
+    # hit_many, the key's completion in the record's acceptance write (was 12 on PostgreSQL).
+    one, _ = _send_round_trips(sandbox_factory, store, store_clock, 1)
+    three, calls = _send_round_trips(sandbox_factory, store, store_clock, 3)
+    assert calls.count("budgets.hit_many") == 3 and calls.count("messages+idempotency.update_many") == 3, calls
+    assert (three - one) / 2 == {"sqlite": 6, "postgres": 8, "firestore": 8}[store.name], (one, three, calls)
 
 
 # ---- a verification start: at most 3 including the fraud counters -------------------------------
@@ -310,7 +322,7 @@ def test_a_verification_start_without_spend_budgets_fits_its_budget(store: State
                                  vonage=fake_vonage, ip="198.51.100.1")
     _require(started["status"] == "pending", started)
     assert [(c.collection, c.method) for c in counting.calls] == [
-        ("ratelimits", "hit_many"), ("verifications", "create")], counting.summary()
+        ("ratelimits", "hit_many"), ("verifications", "create")], counting.summary()  # budgets off
     assert counting.round_trips <= VERIFY_START_BUDGET, counting.summary()
 
 
