@@ -15,7 +15,9 @@ Rows, for the SMS API (Basic auth) and the Messages API (JWT auth):
   record, pacing, the client, the record completed) on the SQLite store.
 
 ``VONAGE_MAX_RPS`` is raised to 1000 so the pacer never waits (waiting costs no CPU, only time).
-Implementations run in a rotating order; medians over the rounds are compared.
+Implementations run in a rotating order; medians over the rounds are compared. One more process
+per row then sends the same number of messages under cProfile (not timed) and reports the share
+of the CPU each layer took (httpx, TLS, our client, the store, ...): where a ratio comes from.
 """
 
 from __future__ import annotations
@@ -44,8 +46,17 @@ _LABELS = {
 }
 
 
-def _run_worker(env: dict[str, str], impl: str, api: str, count: int, warmup: int) -> dict[str, Any]:
-    spec = {"impl": impl, "api": api, "count": count, "warmup": warmup, "numbers": recipients(count + warmup)}
+def _run_worker(
+    env: dict[str, str], impl: str, api: str, count: int, warmup: int, *, profile: bool = False
+) -> dict[str, Any]:
+    spec = {
+        "impl": impl,
+        "api": api,
+        "count": count,
+        "warmup": warmup,
+        "numbers": recipients(count + warmup),
+        "profile": profile,
+    }
     run = subprocess.run(
         [PYTHON, "-m", "bench.cpu_worker"],
         input=json.dumps(spec).encode(),
@@ -146,6 +157,8 @@ def run_cpu(
             for impl, api in combos[shift:] + combos[:shift]:
                 samples[(impl, api)].append(_run_worker(env, impl, api, count, warmup))
             log(f"CPU per message: round {round_index + 1}/{rounds} done")
+        profiles = {combo: _run_worker(env, *combo, count, warmup, profile=True)["profile"] for combo in combos}
+        log("CPU per message: profiles done")
 
     rows = []
     for api in APIS:
@@ -162,6 +175,7 @@ def run_cpu(
                     "connections": max(s["connections"] for s in samples[(impl, api)]),
                     "vs_sdk": cpu / sdk,
                     "samples_cpu_ms": [round(s["cpu_ms"], 3) for s in samples[(impl, api)]],
+                    "profile": profiles[(impl, api)],
                 }
             )
     path = {r["api"]: r for r in rows if r["impl"] == "path"}

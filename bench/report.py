@@ -280,8 +280,28 @@ def _cpu(cpu: dict[str, Any]) -> str:
                 ],
                 rows,
             ),
+            *_cpu_profile(cpu),
         ]
     )
+
+
+def _cpu_profile(cpu: dict[str, Any]) -> list[str]:
+    """Where each row's CPU goes (cProfile, own time per layer): the layers above 3% of a row."""
+    profiled = [r for r in cpu["rows"] if r.get("profile")]
+    if not profiled:
+        return []
+    rows = []
+    for r in profiled:
+        shares = ", ".join(f"{p['layer']} {p['share']:.0%}" for p in r["profile"] if p["share"] >= 0.03)
+        rows.append(["SMS API (Basic)" if r["api"] == "sms" else "Messages API (JWT)", r["label"], shares])
+    return [
+        "",
+        f"Where the CPU goes: one more process per row sends {cpu['messages']} messages under cProfile (not timed); "
+        "share of the profiled CPU time (process_time, not wall time) spent in each layer's own code "
+        "(layers under 3% left out):",
+        "",
+        _table(["API", "implementation", "layers"], rows),
+    ]
 
 
 def _memory(memory: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 Rate limits (``shared.verify.fraud``) shape traffic; budgets bound money. Each budget is a
 count per fixed window (``COUNT/SECONDS``; windows start at multiples of their length since
 the epoch, so a day is a UTC day) kept in one store document per scope and window, and every
-charge is one atomic read-check-write (:meth:`StateStore.update`) made BEFORE Vonage is
+charge is an atomic read-check-write (all the charges of one call in one store transaction:
+``StateStore.hit_many``'s charges) made BEFORE Vonage is
 called: a refused charge costs nothing and writes nothing, so concurrent callers on any
 number of instances can never spend more than the budget between them.
 
@@ -13,7 +14,9 @@ number of instances can never spend more than the budget between them.
   SMS parts against the caller's budgets (``SEND_BUDGET_PER_TOKEN``,
   ``SEND_PARTS_BUDGET_PER_TOKEN``) and the deployment's (``SEND_BUDGET_GLOBAL``,
   ``SEND_PARTS_BUDGET_GLOBAL``).
-- :func:`charge_verify_start`: once per verification start that passed the fraud guard.
+- :func:`verify_start_charges`: once per verification start, charged in the same store
+  transaction as the fraud guard's counters (``StateStore.hit_many(..., then=...)``), only
+  when every counter allowed the start; :func:`charge_verify_start` charges them alone.
   ``VERIFY_BUDGET_GLOBAL`` counts starts. ``VERIFY_BUDGET_PER_COUNTRY`` counts *distinct
   number ranges* (prefixes) started in the country: a pumping attack works through a few
   ranges it is paid for, and each range is already capped by ``VERIFY_LIMIT_PER_PREFIX``,
@@ -40,9 +43,9 @@ from shared.log import get_logger
 if TYPE_CHECKING:
     from shared.config import RateLimit, Settings
     from shared.phone import PhoneNumber
-    from shared.store.base import StateStore
+    from shared.store.base import Charge, StateStore
 
-__all__ = ["BUDGET_COLLECTION", "charge_send", "charge_verify_start", "window_start"]
+__all__ = ["BUDGET_COLLECTION", "charge_send", "charge_verify_start", "verify_start_charges", "window_start"]
 
 BUDGET_COLLECTION = "budgets"
 # A document outlives its window by this much, so a late reader still sees the window's count.
@@ -83,16 +86,16 @@ def charge_send(
         ("SEND_BUDGET_GLOBAL", "messages", 1, settings.send_budget_global),
         ("SEND_PARTS_BUDGET_GLOBAL", "parts", parts, settings.send_parts_budget_global),
     )
-    charged: list[tuple[str, list[_Line], float]] = []
-    try:
-        for owner, lines in ((f"send:caller:{_digest(scope)}", caller), ("send:global", deployment)):
-            for window, group in _by_window(lines).items():
-                _charge(store, owner, group, window, clock())
-                charged.append((owner, group, window))
-    except BudgetExhaustedError:
-        for owner, group, window in charged:  # all or nothing: give back what this call took
-            _refund(store, owner, group, window, clock())
-        raise
+    now = clock()
+    charges = [
+        _count_charge(owner, group, window, now)
+        for owner, lines in ((f"send:caller:{_digest(scope)}", caller), ("send:global", deployment))
+        for window, group in _by_window(lines).items()
+    ]
+    if charges:
+        # All or nothing, in one store transaction on the built-in backends (StateStore.hit_many's
+        # charges; elsewhere one update each, given back on a refusal).
+        store.hit_many([], then=charges)
 
 
 def charge_verify_start(
@@ -100,50 +103,87 @@ def charge_verify_start(
 ) -> None:
     """Charge one verification start: its range to the country's budget, the start to the global one.
 
-    Raises BudgetExhaustedError (429); a refused start is charged nowhere.
+    Raises BudgetExhaustedError (429); a refused start is charged nowhere. The verify start
+    itself passes :func:`verify_start_charges` to the fraud guard's counters instead, so both
+    travel in one store transaction.
     """
-    now = clock()
+    charges = verify_start_charges(settings, phone, prefix=prefix, now=clock())
+    if charges:
+        store.hit_many([], then=charges)
+
+
+def verify_start_charges(settings: Settings, phone: PhoneNumber, *, prefix: str, now: float) -> list[Charge]:
+    """The verify budgets of one start as :class:`~shared.store.base.Charge` items for
+    :meth:`StateStore.hit_many`: the range to the country's budget, the start to the global one.
+
+    All or none: a refusal (BudgetExhaustedError, raised by ``hit_many``) charges neither.
+    """
+    from shared.store.base import Charge
+
+    charges: list[Charge] = []
     country_budget = settings.verify_budget_per_country
-    counted_range = False
     if country_budget is not None:
-        counted_range = _charge_distinct(
-            store, f"verify:country:{phone.region.upper()}", _digest(prefix), country_budget, now
-        )
+        owner, member = f"verify:country:{phone.region.upper()}", _digest(prefix)
+        start = window_start(now, country_budget.window)
+        added: list[bool] = []  # fn may run more than once: the last run is the one that committed
+
+        def add_range(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            added.clear()
+            members = list((doc or {}).get("members", []))
+            if member in members:
+                return None  # a range already counted in this window costs nothing
+            if len(members) >= country_budget.count:
+                line = _Line("VERIFY_BUDGET_PER_COUNTRY", "ranges", 1, country_budget.count, country_budget.window)
+                raise _exhausted(line, start + country_budget.window - now)
+            added.append(True)
+            return {"members": [*members, member]}
+
+        def forget_range(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            if not added or doc is None or member not in doc.get("members", []):
+                return None
+            return {"members": [m for m in doc["members"] if m != member]}
+
+        charges.append(Charge(BUDGET_COLLECTION, _key(owner, start, country_budget.window), add_range, forget_range,
+                              ttl=start + country_budget.window - now + _RETENTION))
     if settings.verify_budget_global is not None:
-        line = _Line("VERIFY_BUDGET_GLOBAL", "starts", 1, settings.verify_budget_global.count, settings.verify_budget_global.window)
-        try:
-            _charge(store, "verify:global", [line], line.window, now)
-        except BudgetExhaustedError:
-            if counted_range and country_budget is not None:
-                _forget_distinct(store, f"verify:country:{phone.region.upper()}", _digest(prefix), country_budget, now)
-            raise
+        line = _Line("VERIFY_BUDGET_GLOBAL", "starts", 1, settings.verify_budget_global.count,
+                     settings.verify_budget_global.window)
+        start = window_start(now, line.window)
+
+        def add_start(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            counts = dict(doc or {})
+            if int(counts.get(line.field, 0)) + line.amount > line.limit:
+                raise _exhausted(line, start + line.window - now)
+            counts[line.field] = int(counts.get(line.field, 0)) + line.amount
+            return counts
+
+        def give_back(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            if doc is None:
+                return None
+            return {**doc, line.field: max(0, int(doc.get(line.field, 0)) - line.amount)}
+
+        charges.append(Charge(BUDGET_COLLECTION, _key("verify:global", start, line.window), add_start, give_back,
+                              ttl=start + line.window - now + _RETENTION))
+    return charges
 
 
 # ---- the store work ----------------------------------------------------------------------
 
 
-def _charge(store: StateStore, owner: str, lines: list[_Line], window: float, now: float) -> None:
+def _count_charge(owner: str, lines: list[_Line], window: float, now: float) -> Charge:
+    """``_charge`` as a Charge for ``hit_many``: refuses (BudgetExhaustedError) without writing."""
+    from shared.store.base import Charge
+
     start = window_start(now, window)
-    refused: list[_Line] = []  # fn may run more than once: the last run is the one that committed
 
     def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-        refused.clear()
         counts = dict(doc or {})
         for line in lines:
             if int(counts.get(line.field, 0)) + line.amount > line.limit:
-                refused.append(line)
-                return None
+                raise _exhausted(line, start + window - now)
         for line in lines:
             counts[line.field] = int(counts.get(line.field, 0)) + line.amount
         return counts
-
-    store.update(BUDGET_COLLECTION, _key(owner, start, window), add, ttl=start + window - now + _RETENTION)
-    if refused:
-        raise _exhausted(refused[0], start + window - now)
-
-
-def _refund(store: StateStore, owner: str, lines: list[_Line], window: float, now: float) -> None:
-    start = window_start(now, window)
 
     def give_back(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is None:
@@ -152,42 +192,7 @@ def _refund(store: StateStore, owner: str, lines: list[_Line], window: float, no
             doc[line.field] = max(0, int(doc.get(line.field, 0)) - line.amount)
         return doc
 
-    store.update(BUDGET_COLLECTION, _key(owner, start, window), give_back)
-
-
-def _charge_distinct(store: StateStore, owner: str, member: str, budget: RateLimit, now: float) -> bool:
-    """Count ``member`` once per window; True when this call added it."""
-    start = window_start(now, budget.window)
-    outcome: list[str] = []
-
-    def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-        outcome.clear()
-        members = list((doc or {}).get("members", []))
-        if member in members:
-            outcome.append("known")
-            return None
-        if len(members) >= budget.count:
-            outcome.append("refused")
-            return None
-        outcome.append("added")
-        return {"members": [*members, member]}
-
-    store.update(BUDGET_COLLECTION, _key(owner, start, budget.window), add, ttl=start + budget.window - now + _RETENTION)
-    if outcome and outcome[-1] == "refused":
-        line = _Line("VERIFY_BUDGET_PER_COUNTRY", "ranges", 1, budget.count, budget.window)
-        raise _exhausted(line, start + budget.window - now)
-    return bool(outcome) and outcome[-1] == "added"
-
-
-def _forget_distinct(store: StateStore, owner: str, member: str, budget: RateLimit, now: float) -> None:
-    start = window_start(now, budget.window)
-
-    def remove(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-        if doc is None or member not in doc.get("members", []):
-            return None
-        return {"members": [m for m in doc["members"] if m != member]}
-
-    store.update(BUDGET_COLLECTION, _key(owner, start, budget.window), remove)
+    return Charge(BUDGET_COLLECTION, _key(owner, start, window), add, give_back, ttl=start + window - now + _RETENTION)
 
 
 # ---- helpers --------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import BadRequestError, ConflictError, RecordExistsError
-from shared.store.base import StateStore
+from shared.store.base import StateStore, Update
 
 __all__ = [
     "IDEMPOTENCY",
@@ -162,6 +162,15 @@ def complete(
     store: StateStore, claim_: Claim, result: Mapping[str, Any], *, ttl: float, clock: Callable[[], float] = time.time
 ) -> None:
     """Store the result of the attempt holding ``claim_``; later claims replay it."""
+    update = completion(claim_, result, ttl=ttl, clock=clock)
+    store.update(update.collection, update.key, update.fn, ttl=update.ttl)
+
+
+def completion(
+    claim_: Claim, result: Mapping[str, Any], *, ttl: float, clock: Callable[[], float] = time.time
+) -> Update:
+    """:func:`complete`'s write as an Update, to travel in another write's ``update_many`` (the
+    message record's acceptance). ``result`` is read when the write runs."""
     now = clock()
 
     def finish(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -176,7 +185,7 @@ def complete(
             "expires_at": now + ttl,
         }
 
-    store.update(IDEMPOTENCY, claim_.key, finish, ttl=ttl)
+    return Update(IDEMPOTENCY, claim_.key, finish, ttl=ttl)
 
 
 def release(store: StateStore, claim_: Claim, *, ttl: float, clock: Callable[[], float] = time.time) -> None:

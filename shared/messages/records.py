@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.errors import RecordExistsError
-from shared.store.base import StateStore
+from shared.store.base import StateStore, Update
 
 __all__ = [
     "MESSAGES",
@@ -219,16 +219,27 @@ def workflow_item_number(event: StatusEvent) -> int | None:
         return None
 
 
-def record_status_event(store: StateStore, event: StatusEvent) -> str:
+def record_status_event(
+    store: StateStore, event: StatusEvent, *, finish: Callable[[Callable[[], bool]], Update] | None = None
+) -> str:
     """Apply a receipt to its message, or park it until the message's ids are stored.
 
     Returns ``applied``, ``duplicate`` or ``parked``. Parking happens BEFORE the final
     index check, and the sender merges parked events AFTER writing the index, so a
     receipt racing the send response is merged by whichever side comes second. A failover
     item's status is found (and parked) by its workflow id when its own id is unknown.
+
+    ``finish``: when the receipt applies straight to a message found by its own Vonage id (no
+    parking, no index to write after), the Update it returns is made in the same
+    ``update_many`` as the message's, right after it (the webhook's dedupe "done" with its
+    outbox: one transaction instead of two). It is given a callable telling whether the message
+    changed, to be asked inside its ``fn``. Otherwise it is not used.
     """
     workflow_id = workflow_id_of(event)
-    message_id = _message_id_for(store, event.vonage_id) or (workflow_id and _message_id_for(store, workflow_id))
+    own = _message_id_for(store, event.vonage_id)
+    if own and finish is not None and not workflow_id:
+        return "applied" if _apply(store, own, [event], finish=finish) else "duplicate"
+    message_id = own or (workflow_id and _message_id_for(store, workflow_id))
     if not message_id:
         park_key = workflow_id or event.vonage_id
         store.update(PARKED, park_key, lambda doc: _park(doc, event), ttl=PARKED_TTL)
@@ -251,11 +262,14 @@ def attach_vonage_ids(
     remaining_balance: str | None = None,
     now: float | None = None,
     workflow_id: str | None = None,
+    also: Update | None = None,
 ) -> dict[str, Any] | None:
     """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts.
 
     ``workflow_id`` (a failover send) is stored and indexed too, and receipts parked under it merged.
     ``remaining_balance`` is the account balance the SMS API reported after this send.
+    ``also``: another document's update made with the acceptance, in one ``update_many`` (the
+    idempotency key's completion: one transaction instead of two).
     """
     part_list = [dict(part) for part in parts]
 
@@ -295,7 +309,10 @@ def attach_vonage_ids(
         doc["updated_at"] = _iso(now)
         return doc
 
-    record = store.update(MESSAGES, message_id, accept)
+    if also is not None:
+        record = store.update_many([Update(MESSAGES, message_id, accept), also])[0]
+    else:
+        record = store.update(MESSAGES, message_id, accept)
     keys = [part["vonage_id"] for part in part_list] + ([workflow_id] if workflow_id else [])
     for key in keys:
         _index(store, key, message_id)
@@ -399,7 +416,13 @@ def _message_id_for(store: StateStore, vonage_id: str) -> str | None:
     return doc.get("message_id") if doc else None
 
 
-def _apply(store: StateStore, message_id: str, events: list[StatusEvent]) -> dict[str, Any] | None:
+def _apply(
+    store: StateStore,
+    message_id: str,
+    events: list[StatusEvent],
+    *,
+    finish: Callable[[Callable[[], bool]], Update] | None = None,
+) -> dict[str, Any] | None:
     changed = False
 
     def fn(doc: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -414,7 +437,10 @@ def _apply(store: StateStore, message_id: str, events: list[StatusEvent]) -> dic
                 current, changed = updated, True
         return current if changed else None
 
-    result = store.update(MESSAGES, message_id, fn)
+    if finish is not None:
+        result = store.update_many([Update(MESSAGES, message_id, fn), finish(lambda: changed)])[0]
+    else:
+        result = store.update(MESSAGES, message_id, fn)
     return result if changed else None
 
 

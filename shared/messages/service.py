@@ -517,17 +517,22 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
         if submission.workflow_id:
             result["workflow_id"] = submission.workflow_id
     workflow_id = result.get("workflow_id")
+    # The key's completion travels in the record's acceptance write (one transaction); when that
+    # write fails it is completed on its own below, as before.
+    completion = idem.completion(claim, result, ttl=run.settings.idempotency_ttl, clock=run.clock) if claim else None
+    completed = False
     try:
         _after_send(lambda: attach_vonage_ids(store, message_id, parts, price=price, currency=currency,
                                               remaining_balance=remaining_balance, now=run.clock(),
-                                              workflow_id=workflow_id))
+                                              workflow_id=workflow_id, also=completion))
+        completed = completion is not None
         if error is not None:
             _after_send(lambda: _note_error(store, message_id, result["error"]))
     except StoreError:
         # Sent, but the record could not be updated: say so; receipts will be parked and merged later.
         log.error("message sent but its record could not be updated", extra={"message_id": message_id})
         result["warning"] = "sent, but the message record could not be updated (state store unavailable)"
-    if claim is not None:
+    if claim is not None and not completed:
         try:
             _after_send(lambda: idem.complete(store, claim, result, ttl=run.settings.idempotency_ttl, clock=run.clock))
         except StoreError:

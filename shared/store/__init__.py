@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.errors import ConfigError
-from shared.store.base import RateDecision, StateStore
+from shared.store.base import Charge, RateDecision, RateHit, StateStore, Update
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-__all__ = ["RateDecision", "StateStore", "open_store"]
+__all__ = ["Charge", "RateDecision", "RateHit", "StateStore", "Update", "open_store"]
 
 
 def open_store(settings: Settings) -> StateStore:

@@ -24,18 +24,21 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import RecordExistsError
 
 __all__ = [
+    "Charge",
+    "Update",
     "EXPIRES_FIELD",
     "RATELIMIT_COLLECTION",
     "RESERVED_FIELDS",
     "TTL_FIELD",
     "RateDecision",
+    "RateHit",
     "StateStore",
     "StoredRecord",
     "Step",
@@ -68,6 +71,41 @@ class RateDecision:
 
 
 @dataclass(frozen=True)
+class RateHit:
+    """One counter for :meth:`StateStore.hit_many`: the arguments of one :meth:`StateStore.hit`."""
+
+    bucket: str
+    key: str
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A document changed with :meth:`StateStore.hit_many`'s counters once they all allowed the
+    hit (a spend budget charged after the rate limits): ``fn`` as in :meth:`StateStore.update`
+    (the new document, or None to leave it unchanged; it may raise to refuse), ``undo`` gives back
+    what ``fn`` took (used only where the charges cannot share one transaction), ``ttl`` as in
+    :meth:`StateStore.update`."""
+
+    collection: str
+    key: str
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    undo: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """One read-modify-write of :meth:`StateStore.update_many`: the arguments of :meth:`StateStore.update`."""
+
+    collection: str
+    key: str
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ttl: float | None = None
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """A document as a backend stores it: caller data plus its expiry (epoch seconds or None)."""
 
@@ -82,6 +120,9 @@ class StoredRecord:
 # What _transact runs inside the transaction: given the stored record (None if absent,
 # possibly expired), return the record to write, or None to write nothing.
 Step = Callable[[StoredRecord | None], StoredRecord | None]
+# What _transact_many runs: the stored records of several (collection, key) documents (in the
+# order asked), and the records to write in the same order (None: leave that one unchanged).
+ManyStep = Callable[[list[StoredRecord | None]], list[StoredRecord | None]]
 
 
 class StateStore(ABC):
@@ -218,6 +259,49 @@ class StateStore(ABC):
                 close()  # stop a paging generator early
         return results
 
+    def update_many(self, updates: Sequence[Update]) -> list[dict[str, Any] | None]:
+        """Several :meth:`update` calls of distinct documents, run in the order given; returns
+        each document as it is after the call (as :meth:`update` does).
+
+        What the caller may rely on is what one :meth:`update` per item gives: each is an atomic
+        read-modify-write, the ``fn`` of an item runs after those of the items before it, and an
+        exception stops at that item and propagates. Backends with a multi-document transaction
+        (every built-in one) make them all in ONE transaction (one round trip's worth of
+        transaction instead of one per document: then an exception writes none of them); the
+        default makes one :meth:`update` per item.
+        """
+        updates = list(updates)
+        for item in updates:
+            if not isinstance(item, Update):
+                raise TypeError("update_many takes Update items")
+            _check_collection(item.collection)
+            _check_key(item.key)
+            if item.ttl is not None:
+                _check_ttl(item.ttl)
+        refs = [(item.collection, item.key) for item in updates]
+        if len(set(refs)) != len(refs):
+            raise ValueError("update_many was given the same document twice")
+        if not self._has_transact_many():
+            return [self.update(item.collection, item.key, item.fn, ttl=item.ttl) for item in updates]
+        if not updates:
+            return []
+        outcome: list[list[StoredRecord | None]] = []
+
+        def step(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
+            now = self._clock()
+            writes: list[StoredRecord | None] = []
+            after: list[StoredRecord | None] = []
+            for item, record in zip(updates, records):
+                live = record if record is not None and not record.is_expired(now) else None
+                new = _written_record(item.fn, item.ttl, live, now)
+                writes.append(new)
+                after.append(new if new is not None else live)
+            outcome.append(after)
+            return writes
+
+        self._transact_many(refs, step)
+        return [None if record is None else copy.deepcopy(record.data) for record in outcome[-1]]
+
     def hit(self, bucket: str, key: str, *, limit: int, window: float) -> RateDecision:
         """Sliding-window log rate limit on top of :meth:`update`.
 
@@ -225,28 +309,105 @@ class StateStore(ABC):
         window is refused and NOT recorded, with ``retry_after`` = oldest + window - now.
         Stored in collection "ratelimits", key f"{bucket}:{key}", with ttl=window.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError("limit must be a positive integer")
-        _check_ttl(window)
+        _check_rate_limit(limit, window)
         # fn may run several times; the outcome of the run that committed is the last one.
         outcome: list[RateDecision] = []
 
         def record_hit(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            now = self._clock()
-            stamps = sorted(
-                float(t) for t in (doc or {}).get("hits", []) if isinstance(t, (int, float)) and t > now - window
-            )
-            if len(stamps) >= limit:
-                # Allowed again once enough of the oldest hits have left the window.
-                retry_after = max(0.0, stamps[len(stamps) - limit] + window - now)
-                outcome.append(RateDecision(False, len(stamps), retry_after))
-                return None
-            stamps.append(now)
-            outcome.append(RateDecision(True, len(stamps), 0.0))
-            return {"hits": stamps}
+            new, decision = _rate_step(doc, self._clock(), limit, window)
+            outcome.append(decision)
+            return new
 
         self.update(RATELIMIT_COLLECTION, f"{bucket}:{key}", record_hit, ttl=window)
         return outcome[-1]
+
+    def hit_many(self, hits: Sequence[RateHit], *, then: Sequence[Charge] = ()) -> list[RateDecision]:
+        """Several counters at once: the same outcome as calling :meth:`hit` for each in order
+        and stopping at the first refusal.
+
+        Returns one decision per counter tried: all of them when every one allowed the hit,
+        otherwise up to and including the first refusal (counters after it are neither read
+        nor counted, counters before it keep their hit). Backends with a multi-document
+        transaction (every built-in one) read and write all the counters in ONE transaction, so
+        a verification start's four fraud counters cost one transaction instead of four.
+
+        ``then``: documents to change (:class:`Charge`) when every counter allowed its hit, all
+        or none: when one ``fn`` raises, no charge is written (the counters keep their hits, as
+        they would with one call per step) and the exception propagates after the counters are
+        stored. With a refused counter no charge is read or written. On the built-in backends
+        the charges travel in the counters' one transaction; elsewhere each is an
+        :meth:`update`, and the ones made before a refusal are given back with their ``undo``.
+        """
+        hits, then = list(hits), list(then)
+        for hit in hits:
+            if not isinstance(hit, RateHit):
+                raise TypeError("hit_many takes RateHit items")
+            _check_rate_limit(hit.limit, hit.window)
+        keys = [f"{hit.bucket}:{hit.key}" for hit in hits]
+        for key in keys:
+            _check_key(key)
+        for charge in then:
+            if not isinstance(charge, Charge):
+                raise TypeError("hit_many's then takes Charge items")
+            _check_collection(charge.collection)
+            _check_key(charge.key)
+            if charge.ttl is not None:
+                _check_ttl(charge.ttl)
+        refs = [(RATELIMIT_COLLECTION, key) for key in keys] + [(c.collection, c.key) for c in then]
+        if len(set(refs)) != len(refs):
+            raise ValueError("hit_many was given the same counter or document twice")
+        if not refs:
+            return []
+        if not self._has_transact_many():
+            decisions: list[RateDecision] = []
+            for hit in hits:
+                decisions.append(self.hit(hit.bucket, hit.key, limit=hit.limit, window=hit.window))
+                if not decisions[-1].allowed:
+                    return decisions
+            self._charge_one_by_one(then)
+            return decisions
+        outcome: list[tuple[list[RateDecision], BaseException | None]] = []
+
+        def step(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
+            now = self._clock()
+            decisions = []
+            writes: list[StoredRecord | None] = [None] * len(records)
+            lives = [record if record is not None and not record.is_expired(now) else None for record in records]
+            for index, (hit, live) in enumerate(zip(hits, lives)):
+                new, decision = _rate_step(copy.deepcopy(live.data) if live else None, now, hit.limit, hit.window)
+                decisions.append(decision)
+                if new is None:
+                    outcome.append((decisions, None))
+                    return writes
+                writes[index] = StoredRecord(_check_document(new), now + hit.window)
+            try:
+                charged = [
+                    _written_record(charge.fn, charge.ttl, live, now) for charge, live in zip(then, lives[len(hits):])
+                ]
+            except Exception as exc:  # a refused charge: the counters are written, no charge is
+                outcome.append((decisions, exc))
+                return writes
+            outcome.append((decisions, None))
+            return writes[: len(hits)] + charged
+
+        self._transact_many(refs, step)
+        decisions, refused = outcome[-1]
+        if refused is not None:
+            raise refused
+        return decisions
+
+    def _charge_one_by_one(self, then: list[Charge]) -> None:
+        """hit_many's charges without a shared transaction: one update each, the ones made given
+        back (``undo``) when a later one refuses."""
+        made: list[Charge] = []
+        try:
+            for charge in then:
+                self.update(charge.collection, charge.key, charge.fn, ttl=charge.ttl)
+                made.append(charge)
+        except Exception:
+            for charge in reversed(made):
+                self.update(charge.collection, charge.key, charge.undo)
+            raise
 
     def ping(self) -> None:
         """Cheap round trip; raises StoreError when the store is unreachable."""
@@ -283,6 +444,19 @@ class StateStore(ABC):
         transaction). Returns the stored record after the call: what ``step`` returned, or the
         unchanged record (possibly expired, possibly None) when it returned None.
         """
+
+    def _has_transact_many(self) -> bool:
+        """True when the backend overrides :meth:`_transact_many`."""
+        return type(self)._transact_many is not StateStore._transact_many
+
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        """Optional: run ``step`` on the stored records of several distinct (collection, key)
+        documents inside ONE transaction and write what it returns (None: that record unchanged).
+
+        ``step`` may run several times; its exceptions propagate unchanged. A backend without
+        it gets :meth:`hit_many`'s correct but slower default (one transaction per counter).
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def _delete(self, collection: str, key: str) -> None:
@@ -328,6 +502,38 @@ def _check_key(key: str) -> None:
         raise TypeError("key must be a str")
     if not key:
         raise ValueError("key must not be empty")
+
+
+def _written_record(
+    fn: Callable[[dict[str, Any] | None], dict[str, Any] | None], ttl: float | None, live: StoredRecord | None,
+    now: float,
+) -> StoredRecord | None:
+    """The record ``fn`` writes over ``live`` (``update``'s rules for the document and its expiry), or None."""
+    new = fn(copy.deepcopy(live.data) if live is not None else None)
+    if new is None:
+        return None
+    expires_at = now + ttl if ttl is not None else (live.expires_at if live is not None else None)
+    return StoredRecord(_check_document(new), expires_at)
+
+
+def _check_rate_limit(limit: int, window: float) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive integer")
+    _check_ttl(window)
+
+
+def _rate_step(
+    doc: dict[str, Any] | None, now: float, limit: int, window: float
+) -> tuple[dict[str, Any] | None, RateDecision]:
+    """The sliding-window log rule: the counter document to write (None: refused, write nothing)
+    and the decision. Keeps at most ``limit`` timestamps inside the window."""
+    stamps = sorted(float(t) for t in (doc or {}).get("hits", []) if isinstance(t, (int, float)) and t > now - window)
+    if len(stamps) >= limit:
+        # Allowed again once enough of the oldest hits have left the window.
+        retry_after = max(0.0, stamps[len(stamps) - limit] + window - now)
+        return None, RateDecision(False, len(stamps), retry_after)
+    stamps.append(now)
+    return {"hits": stamps}, RateDecision(True, len(stamps), 0.0)
 
 
 def _check_ttl(ttl: float) -> None:

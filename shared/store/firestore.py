@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StoreError
-from shared.store.base import EXPIRES_FIELD, TTL_FIELD, StateStore, Step, StoredRecord
+from shared.store.base import EXPIRES_FIELD, TTL_FIELD, ManyStep, StateStore, Step, StoredRecord
 
 if TYPE_CHECKING:  # only for type hints: importing these costs cold-start time
     from google.api_core.retry import Retry
@@ -169,7 +169,7 @@ class FirestoreStateStore(StateStore):
     def _insert(self, collection: str, key: str, record: StoredRecord, now: float) -> bool:
         from google.api_core.exceptions import Conflict
 
-        read_retry, write_retry = self._retries()
+        _, write_retry = self._retries()
         with self._converted("create"):
             ref = self._ref(collection, key)
             document = _to_firestore(record)
@@ -178,21 +178,17 @@ class FirestoreStateStore(StateStore):
                 return True
             except Conflict:
                 pass
-            # Slow path: a document exists. Replace it only if it has expired, re-checking
-            # inside a transaction so two racing creators cannot both win.
-            from google.cloud import firestore
+        # Slow path: a document exists. Replace it only if it has expired, re-checking inside a
+        # transaction so two racing creators cannot both win.
+        written: list[bool] = []
 
-            @firestore.transactional
-            def replace_expired(transaction: Any) -> bool:
-                snapshot = ref.get(transaction=transaction, retry=read_retry, timeout=self.timeout)
-                existing = _from_snapshot(snapshot)
-                if existing is not None and not existing.is_expired(now):
-                    return False
-                transaction.set(ref, document)
-                return True
+        def replace_expired(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
+            existing = records[0]
+            written.append(existing is None or existing.is_expired(now))
+            return [record if written[-1] else None]
 
-            with self._key_lock(collection, key):
-                return bool(replace_expired(self.client.transaction(max_attempts=self.max_attempts)))
+        self._read_write([(collection, key)], replace_expired)
+        return written[-1]
 
     def _fetch(self, collection: str, key: str) -> StoredRecord | None:
         read_retry, _ = self._retries()
@@ -201,31 +197,83 @@ class FirestoreStateStore(StateStore):
             return _from_snapshot(snapshot)
 
     def _transact(self, collection: str, key: str, step: Step) -> StoredRecord | None:
-        read_retry, _ = self._retries()
-        with self._converted("transaction"):
-            from google.cloud import firestore
+        outcome: list[StoredRecord | None] = []
 
-            ref = self._ref(collection, key)
+        def step_one(records: list[StoredRecord | None]) -> list[StoredRecord | None]:
+            new = step(records[0])
+            outcome.append(records[0] if new is None else new)
+            return [new]
 
-        @firestore.transactional
-        def run(transaction: Any) -> StoredRecord | None:
-            snapshot = ref.get(transaction=transaction, retry=read_retry, timeout=self.timeout)
-            current = _from_snapshot(snapshot)
-            try:
-                new = step(current)
-            except BaseException as exc:
-                # Tag the caller's exception so the error conversion cannot mistake it for ours.
-                raise _StepFailed(exc) from None
-            if new is None:
-                return current
-            transaction.set(ref, _to_firestore(new))
-            return new
+        self._read_write([(collection, key)], step_one)
+        return outcome[-1]
 
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        self._read_write(refs, step)
+
+    def _read_write(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        """A read-write transaction in two RPCs: the read of every key BEGINS the transaction
+        (``new_transaction`` on BatchGetDocuments), then one Commit. The library's
+        ``@transactional`` sends a BeginTransaction RPC first: three RPCs per update.
+
+        ``step`` may run again when Firestore aborts the transaction (contention); the retry
+        names the aborted transaction (``retry_transaction``) so it keeps its place in line.
+        Threads of this process take the keys' lock stripes first, in stripe order.
+        """
+        read_retry, write_retry = self._retries()
         failure: BaseException
         try:
-            with self._converted("transaction"), self._key_lock(collection, key):
-                result: StoredRecord | None = run(self.client.transaction(max_attempts=self.max_attempts))
-                return result
+            with contextlib.ExitStack() as locks, self._converted("transaction"):
+                from google.api_core.exceptions import Aborted
+                from google.cloud.firestore_v1 import _helpers
+
+                client = self.client
+                api, database, metadata = client._firestore_api, client._database_string, client._rpc_metadata
+                paths = [self._ref(collection, key)._document_path for collection, key in refs]
+                for stripe in sorted({hash(ref) % _KEY_LOCK_STRIPES for ref in refs}):
+                    locks.enter_context(self._key_locks[stripe])
+                retry_id: bytes | None = None
+                for _ in range(self.max_attempts):
+                    options = {"read_write": {"retry_transaction": retry_id} if retry_id else {}}
+                    transaction: bytes | None = None
+                    try:
+                        found: dict[str, StoredRecord | None] = {}
+                        responses = api.batch_get_documents(
+                            request={"database": database, "documents": paths, "new_transaction": options},
+                            metadata=metadata,
+                            retry=read_retry,
+                            timeout=self.timeout,
+                        )
+                        for response in responses:
+                            if response.transaction:
+                                transaction = response.transaction
+                            if response.found.name:
+                                found[response.found.name] = _from_data(_helpers.decode_dict(response.found.fields, client))
+                        if transaction is None:  # pragma: no cover - the API always answers with one
+                            raise StoreError("Firestore began no transaction")
+                        try:
+                            writes = step([found.get(path) for path in paths])
+                        except BaseException as exc:
+                            raise _StepFailed(exc) from None
+                        write_pbs = [
+                            pb
+                            for path, new in zip(paths, writes)
+                            if new is not None
+                            for pb in _helpers.pbs_for_set_no_merge(path, _to_firestore(new))
+                        ]
+                        api.commit(
+                            request={"database": database, "writes": write_pbs, "transaction": transaction},
+                            metadata=metadata,
+                            retry=write_retry,
+                            timeout=self.timeout,
+                        )
+                        return
+                    except Aborted:
+                        retry_id = transaction or retry_id  # contention: run the step again
+                    except BaseException:
+                        if transaction is not None:
+                            _rollback_quietly(api, database, metadata, transaction, write_retry, self.timeout)
+                        raise
+                raise StoreError("Firestore transaction failed: too much contention on one document")
         except _StepFailed as failed:
             failure = failed.original
         raise failure  # outside the except block: the caller's exception, untouched
@@ -320,9 +368,10 @@ def _driver_cause(exc: BaseException) -> BaseException | None:
 
 
 def _bound_transaction_rpcs(client: Client, retry: Retry, timeout: float) -> None:
-    """Give the RPCs @transactional makes (begin, commit, rollback) our retry budget.
+    """Give the transaction RPCs (begin, commit, rollback) our retry budget by default.
 
-    The transaction helper calls them without retry/timeout arguments, so the library defaults
+    The store's own transactions (:meth:`FirestoreStateStore._read_write`) pass both arguments;
+    this is the safety net for library helpers (``@transactional``), which call them without retry/timeout arguments, so the library defaults
     apply: retrying an unreachable server for 60 s. The GAPIC methods accept ``retry`` and
     ``timeout``; bind ours on the client's (cached) GAPIC object. Only done for clients this
     store built; if the library's internals ever move, the defaults simply stay.
@@ -343,10 +392,22 @@ def _to_firestore(record: StoredRecord) -> dict[str, Any]:
     return document
 
 
+def _rollback_quietly(api: Any, database: str, metadata: Any, transaction: bytes, retry: Retry, timeout: float) -> None:
+    """Release a transaction's locks after a failure; the failure is what the caller must see."""
+    try:
+        api.rollback(request={"database": database, "transaction": transaction}, metadata=metadata, retry=retry,
+                     timeout=timeout)
+    except Exception:  # noqa: BLE001 - the server drops the transaction on its own anyway
+        _log.warning("could not roll back a Firestore transaction", exc_info=True)
+
+
 def _from_snapshot(snapshot: DocumentSnapshot[Any]) -> StoredRecord | None:
     if not snapshot.exists:
         return None
-    data = snapshot.to_dict() or {}
+    return _from_data(snapshot.to_dict() or {})
+
+
+def _from_data(data: dict[str, Any]) -> StoredRecord:
     expires_at = data.pop(EXPIRES_FIELD, None)
     data.pop(TTL_FIELD, None)
     return StoredRecord(data, float(expires_at) if expires_at is not None else None)

@@ -14,9 +14,12 @@ Round trips (autocommit connections from a small pool):
   whether it was written: a live row makes the WHERE false, so nothing is written).
 - ``get`` / ``delete`` / ``query`` / ``ping``: one statement each.
 - ``update`` (and ``hit``, the rate-limit counter built on it): BEGIN, ``SELECT ... FOR UPDATE``,
-  one upsert, COMMIT. When the row does not exist there is nothing to lock, so the write is an
-  ``INSERT ... ON CONFLICT DO NOTHING``; if another transaction created the row meanwhile, that
-  insert waits for it and writes nothing, and the whole step runs again on the now-locked row.
+  the write, COMMIT, in two round trips (:func:`_two_trip_transaction`). When the row does not
+  exist there is nothing to lock, so the write is a plain ``INSERT``; if another transaction
+  created the row meanwhile, that insert waits for it and fails (unique violation), the
+  transaction is rolled back and the whole step runs again on the now-locked row.
+- ``hit_many``: the same two round trips for any number of counters (one ``SELECT ... = ANY``).
+tests/shared/store/test_round_trips.py checks these counts on the wire (libpq's protocol trace).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import StoreError
-from shared.store.base import StateStore, Step, StoredRecord
+from shared.store.base import ManyStep, StateStore, Step, StoredRecord
 
 if TYPE_CHECKING:  # only for type hints: importing psycopg costs cold-start time
     from psycopg import Connection
@@ -80,10 +83,17 @@ INSERT INTO {TABLE} AS d (collection, key_hash, key, data, expire_at) VALUES (%s
 ON CONFLICT (collection, key_hash) DO UPDATE SET data = excluded.data, expire_at = excluded.expire_at
 WHERE d.expire_at IS NOT NULL AND d.expire_at <= %s
 """
-_INSERT_NEW = f"""
-INSERT INTO {TABLE} (collection, key_hash, key, data, expire_at) VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (collection, key_hash) DO NOTHING
-"""
+# update()'s and hit_many's create: no ON CONFLICT, so a row another transaction created meanwhile fails the
+# whole pipelined transaction (unique violation), which is then run again from its SELECT.
+_INSERT_STRICT = f"INSERT INTO {TABLE} (collection, key_hash, key, data, expire_at) VALUES (%s, %s, %s, %s, %s)"
+# Rows are locked in key_hash order (the sort runs below the lock), so two transactions over
+# overlapping keys cannot deadlock.
+# Several documents of any collections, locked in one fixed order (overlapping batches cannot deadlock).
+_SELECT_MANY = (
+    f"SELECT collection, key_hash, data, expire_at FROM {TABLE} "
+    "WHERE (collection, key_hash) IN (SELECT * FROM unnest(%s::text[], %s::bytea[])) "
+    "ORDER BY collection, key_hash FOR UPDATE"
+)
 _UPDATE = f"UPDATE {TABLE} SET data = %s, expire_at = %s WHERE collection = %s AND key_hash = %s"
 _SELECT = f"SELECT data, expire_at FROM {TABLE} WHERE collection = %s AND key_hash = %s"
 _DELETE = f"DELETE FROM {TABLE} WHERE collection = %s AND key_hash = %s"
@@ -99,6 +109,43 @@ _TYPE_RANK = (
     "CASE jsonb_typeof(data -> %(order_by)s) WHEN 'null' THEN 0 WHEN 'boolean' THEN 1 WHEN 'number' THEN 2 "
     "WHEN 'string' THEN 3 WHEN 'array' THEN 5 ELSE 6 END"
 )
+
+
+def _two_trip_transaction(
+    conn: Connection[Any], select: str, params: tuple[Any, ...], write: Callable[[Connection[Any], list[Any]], None]
+) -> None:
+    """A read-modify-write transaction in two round trips, in pipeline mode: BEGIN travels with the
+    SELECT ... FOR UPDATE (its rows are the first answer), and the writes ``write`` queues travel
+    with the COMMIT (the pipeline's closing Sync is the second).
+
+    Explicit BEGIN/COMMIT on the autocommit connection, not ``conn.transaction()``: inside a
+    pipeline that nests pipelines and syncs after BEGIN, after the block and at the end, five round
+    trips in all. A row another transaction created meanwhile fails our INSERT (unique
+    violation): the server skips the COMMIT, the transaction is rolled back here and the caller
+    runs it again (_LostCreateRace).
+    """
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            rows = conn.execute(select, params).fetchall()
+            try:
+                write(conn, rows)
+            except BaseException:
+                conn.execute("ROLLBACK")  # sent with the pipeline's closing Sync
+                raise
+            conn.execute("COMMIT")
+    except BaseException as exc:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                pass  # the pool discards a connection left in a bad state
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            raise _LostCreateRace from None
+        raise
 
 
 class _LostCreateRace(Exception):
@@ -234,34 +281,50 @@ class PostgresStateStore(StateStore):
 
     def _transact(self, collection: str, key: str, step: Step) -> StoredRecord | None:
         key_hash = _key_hash(key)
+        outcome: list[StoredRecord | None] = []
 
-        def attempt(conn: Connection[Any]) -> StoredRecord | None:
-            # Pipeline mode: BEGIN travels with the SELECT, and the UPDATE with the COMMIT, so an
-            # update of an existing record costs two round trips instead of four.
-            with conn.pipeline() as pipeline, conn.transaction():
-                row = conn.execute(_SELECT + " FOR UPDATE", (collection, key_hash)).fetchone()
-                current = None if row is None else StoredRecord(row[0], row[1])
-                new = step(current)  # the caller's exceptions propagate unchanged (and roll back)
+        def write(conn: Connection[Any], rows: list[Any]) -> None:
+            current = None if not rows else StoredRecord(rows[0][0], rows[0][1])
+            new = step(current)  # the caller's exceptions propagate unchanged (and roll back)
+            outcome.append(current if new is None else new)
+            if new is None:
+                return
+            if rows:
+                conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
+            else:
+                conn.execute(_INSERT_STRICT, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at))
+
+        self._retry_lost_creates(_SELECT + " FOR UPDATE", (collection, key_hash), write)
+        return outcome[-1]
+
+    def _transact_many(self, refs: list[tuple[str, str]], step: ManyStep) -> None:
+        ids = [(collection, _key_hash(key)) for collection, key in refs]
+
+        def write(conn: Connection[Any], rows: list[Any]) -> None:
+            found = {(row[0], bytes(row[1])): StoredRecord(row[2], row[3]) for row in rows}
+            for (_, key), (collection, key_hash), new in zip(refs, ids, step([found.get(i) for i in ids])):
                 if new is None:
-                    return current
-                if row is not None:
+                    continue
+                if (collection, key_hash) in found:
                     conn.execute(_UPDATE, (_jsonb(new.data), new.expires_at, collection, key_hash))
                 else:
-                    cursor = conn.execute(
-                        _INSERT_NEW, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at)
+                    conn.execute(
+                        _INSERT_STRICT, (collection, key_hash, _key_text(key), _jsonb(new.data), new.expires_at)
                     )
-                    pipeline.sync()  # the row count is known only once the server has answered
-                    if cursor.rowcount != 1:
-                        raise _LostCreateRace
-                return new
 
+        self._retry_lost_creates(_SELECT_MANY, ([c for c, _ in ids], [h for _, h in ids]), write)
+
+    def _retry_lost_creates(
+        self, select: str, params: tuple[Any, ...], write: Callable[[Connection[Any], list[Any]], None]
+    ) -> None:
+        """Run a read-modify-write transaction, again while it loses a race to create a row."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                result = self._run("update", attempt)
+                self._run("update", lambda conn: _two_trip_transaction(conn, select, params, write))
             except _LostCreateRace:
                 continue
             self._maybe_sweep()
-            return result
+            return
         raise StoreError("the PostgreSQL store failed to update: too much contention on one record")
 
     def _delete(self, collection: str, key: str) -> None:

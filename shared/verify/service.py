@@ -32,7 +32,7 @@ from shared.errors import (
     VonageError,
 )
 from shared.log import get_logger
-from shared.budget import charge_verify_start
+from shared.budget import verify_start_charges
 from shared.tenants import ApiCaller, can_see
 from shared.verify.captcha import require_human
 from shared.verify.fraud import FraudGuard, FraudLimits, prefix_of
@@ -100,10 +100,12 @@ def start_verification(
     if settings.verify_public and not trusted_caller:
         require_human(start.captcha_token, settings, ip=caller_ip)
     limits = FraudLimits.from_settings(settings)
-    FraudGuard(store, limits).check(start.phone, ip=caller_ip)
     api = settings.verify_api
     now_fn = clock or store_clock(store)
-    charge_verify_start(store, settings, start.phone, prefix=prefix_of(start.phone, limits.prefix_drop_digits), clock=now_fn)
+    # The spend budgets ride in the fraud counters' one transaction (issue 18: round trips).
+    budgets = verify_start_charges(settings, start.phone, prefix=prefix_of(start.phone, limits.prefix_drop_digits),
+                                   now=now_fn())
+    FraudGuard(store, limits).check(start.phone, ip=caller_ip, then=budgets)
     reused = False
     check_url: str | None = None
     try:

@@ -14,13 +14,14 @@ moment. Each delivery key gets one document in ``webhook_events``, created atomi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.errors import RecordExistsError
-from shared.store.base import StateStore
+from shared.store.base import StateStore, Update
 from shared.webhooks.clock import iso_time
 
-__all__ = ["EVENTS", "begin_event", "finish_event"]
+__all__ = ["EVENTS", "begin_event", "finish_event", "finish_update"]
 
 EVENTS = "webhook_events"
 
@@ -52,17 +53,28 @@ def finish_event(
     ``shared.events.outbox``); the caller publishes them after. A copy that finds the delivery
     already done writes nothing: the first one recorded the same events (same ids).
     """
-    at = iso_time(now)
-    extra: dict[str, Any] = {}
-    if events:
-        from shared.events.outbox import outbox_fields
+    update = finish_update(key, ttl=ttl, now=now, events=lambda: events or [])
+    store.update(update.collection, update.key, update.fn, ttl=update.ttl)
 
-        extra = outbox_fields(events, key=key, now=now)
+
+def finish_update(
+    key: str, *, ttl: float, now: float | None, events: Callable[[], list[dict[str, Any]]]
+) -> Update:
+    """:func:`finish_event`'s write as an Update, to travel in another write's ``update_many``
+    (a status receipt's message update). ``events`` is asked inside the write, so it may
+    depend on what the writes before it in the same ``update_many`` did."""
+    at = iso_time(now)
 
     def done(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is not None and doc.get("state") == "done":
             return None
+        extra: dict[str, Any] = {}
+        outcome = events()
+        if outcome:
+            from shared.events.outbox import outbox_fields
+
+            extra = outbox_fields(outcome, key=key, now=now)
         return {**(doc or {}), "state": "done", "done_at": at, **extra}
 
-    store.update(EVENTS, key, done, ttl=ttl)
+    return Update(EVENTS, key, done, ttl=ttl)
 

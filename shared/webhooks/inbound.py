@@ -9,7 +9,8 @@ The path of one inbound webhook (after ``shared.webhooks.receive`` authenticated
 3. The complete message is created in collection ``inbound`` under its Vonage id (atomic
    create: a concurrent copy finds it and carries on with the same record).
 4. The hand-off, exactly once per message: a claim is taken in a transaction on the record
-   (``handoff.state`` ``pending`` -> ``claimed`` -> ``done``). The claimant applies the keyword
+   (``handoff.state`` ``pending`` -> ``claimed`` -> ``done``); a message with no keyword and no
+   handler has nothing to hand on, so it is created with its hand-off done (no claim). The claimant applies the keyword
    (suppression list), or calls ``INBOUND_HANDLER``; the decision (action and reply text) is
    saved on the record *before* the reply is sent, and the reply goes through the shared send
    path with the idempotency key ``inbound-reply:<message id>``. A retry after a crash therefore
@@ -146,6 +147,12 @@ def receive_inbound(
         record = _record_from_event(event, now)
     _link_choice(store, record)
 
+    dispatched = bus is not None and settings.inbound_dispatch == "bus" and match_keyword(record.get("text")) is None
+    settled = None if dispatched else _settled_handoff(record, settings=settings, now=clock())
+    if settled is not None:
+        # Nothing to do for this message (no keyword, no handler): it is created handed off, so a
+        # new message costs no claim and no release (issue 18: round trips per webhook event).
+        record["handoff"] = settled
     created = _store_record(store, record)
     if created:
         log.info(
@@ -159,9 +166,11 @@ def receive_inbound(
                 "message_type": record["message_type"],
             },
         )
-    if bus is not None and settings.inbound_dispatch == "bus" and match_keyword(record.get("text")) is None:
+    if dispatched:
         handoff: dict[str, Any] = {"action": "dispatched"}  # on_inbound runs the handler from the event
-    else:
+    elif created and settled is not None:
+        handoff = settled
+    else:  # a copy or a retry finds the record: its hand-off runs (or is found done) as always
         if send is None:
             from shared.deps import get_vonage
 
@@ -335,6 +344,15 @@ def _hand_off(
     except BaseException:
         _release(store, message_id, claim)
         raise
+
+
+def _settled_handoff(record: Mapping[str, Any], *, settings: Settings, now: float) -> dict[str, Any] | None:
+    """The finished hand-off of a message whose decision has no side effect (no keyword, no
+    handler: ``_decide`` answers "none"), so it can be written with the record; else None."""
+    if match_keyword(record.get("text")) is not None or settings.inbound_handler:
+        return None
+    decision = {"action": "none", "reply": None}
+    return {"state": "done", "action": "none", "decision": decision, "done_at": iso_time(now)}
 
 
 def _claim_is_live(handoff: Mapping[str, Any], now: float) -> bool:

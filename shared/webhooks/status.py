@@ -18,8 +18,8 @@ from shared.events.builders import status_event, verify_completed_event
 from shared.events.outbox import flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.records import StatusEvent, record_status_event
-from shared.store.base import StateStore
-from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
+from shared.store.base import StateStore, Update
+from shared.webhooks.dedupe import EVENTS, begin_event, finish_event, finish_update
 from shared.webhooks.formats import KIND_VERIFY, classify, parse_status
 
 __all__ = ["receive_status", "status_event_key", "verify_event_key"]
@@ -85,15 +85,32 @@ def receive_status(
         if bus is not None:
             flush(store, bus, EVENTS, key)  # events a failed publish left behind go out now
         return {"result": "duplicate", "id": event.vonage_id, "status": event.status}
-    result = record_status_event(store, event)
+    def outcome_events(result: str) -> list[dict[str, Any]]:
+        return [status_event(key, event, fields, result, at=now)] if bus is not None and result != "duplicate" else []
+
+    finished: list[bool] = []
+
+    def finish(changed: Callable[[], bool]) -> Update:
+        # The dedupe "done" and its outbox event ride in the message's own update (one transaction).
+        update = finish_update(key, ttl=settings.dedupe_ttl, now=now,
+                               events=lambda: outcome_events("applied" if changed() else "duplicate"))
+
+        def done(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            finished.append(True)  # it ran in the write that committed (or that write raised)
+            return update.fn(doc)
+
+        return Update(update.collection, update.key, done, ttl=update.ttl)
+
+    result = record_status_event(store, event, finish=finish)
     if result == "parked" and event.extra.get("client_ref"):
         # A queued send whose answer was lost is known only by its client_ref (docs/queue.md).
         from shared.messages.batches import settle_by_receipt
 
         if settle_by_receipt(store, str(event.extra["client_ref"]), event.vonage_id, now=now):
             result = "applied"
-    events = [status_event(key, event, fields, result, at=now)] if bus is not None and result != "duplicate" else []
-    finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
+    events = outcome_events(result)
+    if not finished:
+        finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
     if events:
         publish_recorded(store, bus, EVENTS, key, events)
     if bus is not None:

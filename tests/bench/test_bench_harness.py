@@ -83,6 +83,10 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     assert {(row["api"], row["impl"]) for row in cpu["rows"]} == {
         (api, impl) for api in ("sms", "messages") for impl in ("sdk", "client", "path")
     }
+    for row in cpu["rows"]:  # the cProfile breakdown: shares of one whole, our client in our rows
+        assert sum(layer["share"] for layer in row["profile"]) == pytest.approx(1.0, abs=0.01)
+        layers = {layer["layer"] for layer in row["profile"]}
+        assert ("our Vonage client and auth" in layers) == (row["impl"] != "sdk"), layers
     memory = results["sections"]["memory"]
     assert memory["requests"] == 600 and len(memory["samples"]) >= 3
 

@@ -55,9 +55,10 @@ def test_a_refused_charge_takes_nothing_from_any_budget(store, store_clock):
     s = settings(send_budget_per_token=RateLimit(5, DAY), send_budget_global=RateLimit(1, DAY))
     send(store, store_clock, s, scope="api:a")
     with pytest.raises(BudgetExhaustedError):
-        send(store, store_clock, s, scope="api:b")  # the caller's budget was charged, then given back
-    docs = {d.get("messages") for d in _budget_docs(store)}
-    assert docs == {1, 0}  # a's caller doc and the global doc hold 1; b's caller doc 0
+        send(store, store_clock, s, scope="api:b")  # b's caller budget would allow it, the global one refuses
+    counts = sorted(d.get("messages", 0) for d in _budget_docs(store))
+    # a's caller doc and the global doc hold 1; b's caller doc holds 0 or was never written
+    assert [c for c in counts if c] == [1, 1] and len(counts) in (2, 3)
 
 
 def test_the_budget_comes_back_when_the_window_ends(store, store_clock):
@@ -128,7 +129,8 @@ def test_a_start_refused_by_the_global_budget_does_not_use_a_range(store, store_
     charge_verify_start(store, s, first, prefix="+447400123", clock=store_clock)
     with pytest.raises(BudgetExhaustedError):
         charge_verify_start(store, s, parse_phone("+33612345678"), prefix="+33612345", clock=store_clock)
-    assert sorted(len(d["members"]) for d in _budget_docs(store) if "members" in d) == [0, 1]
+    # Only the first start's range is counted (the refused one left no member, or no document at all).
+    assert sum(len(d["members"]) for d in _budget_docs(store) if "members" in d) == 1
 
 
 def _budget_docs(store):

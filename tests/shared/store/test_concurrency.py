@@ -15,6 +15,7 @@ import pytest
 
 from shared.errors import RecordExistsError
 from shared.store import StateStore
+from shared.store.base import RateHit
 from tests.shared.store import _workers
 
 THREADS = 20
@@ -86,6 +87,19 @@ def test_threads_hitting_one_rate_limit_allow_exactly_the_limit(store: StateStor
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(r.allowed for r in results) == 5
     assert sorted(r.count for r in results if r.allowed) == [1, 2, 3, 4, 5]
+
+
+def test_threads_hitting_overlapping_counters_with_hit_many_allow_exactly_the_limit(store: StateStore) -> None:
+    # Every thread's batch holds the shared counter "c" (limit 5) after its own counter, in a
+    # different position of the key order: rows are locked in a fixed order, so no deadlock.
+    def work(index: int) -> Any:
+        return store.hit_many([RateHit("own", f"k{index}", 1, 60), RateHit("shared", "c", 5, 60)])
+
+    results = _race(THREADS, work)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert all(r[0].allowed for r in results)  # every thread's own counter
+    assert sum(r[1].allowed for r in results) == 5
+    assert len(store.get("ratelimits", "shared:c")["hits"]) == 5
 
 
 # ---- several processes on one SQLite file / one PostgreSQL database ----------------------

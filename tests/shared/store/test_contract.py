@@ -9,7 +9,8 @@ import pytest
 
 from shared.errors import RecordExistsError, StoreError
 from shared.store import RateDecision, StateStore
-from tests.fixtures.store import FakeClock
+from shared.store.base import Charge, RateHit, Update
+from tests.fixtures.store import DelegatingStore, FakeClock
 
 DOC: dict[str, Any] = {
     "text": "héllo ☃",
@@ -484,6 +485,153 @@ def test_hit_with_a_lower_limit_counts_existing_hits(store: StateStore, store_cl
     # now = t0 + 40 with hits at t0..t0+30; with limit 2, two must leave: the 3rd (t0+20) at t0+120
     decision = store.hit("p", "k", limit=2, window=100)
     assert (decision.allowed, decision.count, decision.retry_after) == (False, 4, pytest.approx(80.0))
+
+
+# ---- hit_many (several counters in one transaction) --------------------------------------
+
+FRAUD_LIKE = [RateHit("n", "+447700900123", 2, 60), RateHit("ip", "10.0.0.1", 3, 60), RateHit("c", "GB", 5, 60)]
+
+
+@pytest.fixture(params=["backend", "default"])
+def many_store(request: pytest.FixtureRequest, store: StateStore) -> StateStore:
+    """The backend's own hit_many, and base.py's default (one hit() per counter) over the same backend."""
+    return store if request.param == "backend" else DelegatingStore(store)
+
+
+def test_hit_many_counts_every_counter_when_all_allow(many_store: StateStore, store: StateStore) -> None:
+    assert many_store.hit_many(FRAUD_LIKE) == [RateDecision(True, 1, 0.0)] * 3
+    assert many_store.hit_many(FRAUD_LIKE) == [RateDecision(True, 2, 0.0)] * 3
+    # The same counters as hit(): the number counter is full, the others are not.
+    assert not store.hit("n", "+447700900123", limit=2, window=60).allowed
+    assert store.hit("ip", "10.0.0.1", limit=3, window=60) == RateDecision(True, 3, 0.0)
+
+
+def test_hit_many_stops_at_the_first_refusal_and_keeps_earlier_hits(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    for _ in range(3):  # fills the second counter (limit 3)
+        assert store.hit("ip", "10.0.0.1", limit=3, window=60).allowed
+    store_clock.advance(10)
+    decisions = many_store.hit_many(FRAUD_LIKE)
+    assert decisions == [RateDecision(True, 1, 0.0), RateDecision(False, 3, pytest.approx(50.0))]
+    # The first counter kept its hit, the third was never counted.
+    assert store.get("ratelimits", "n:+447700900123")["hits"] == [store_clock()]
+    assert store.get("ratelimits", "c:GB") is None
+
+
+def test_hit_many_counters_expire_with_their_window(many_store: StateStore, store_clock: FakeClock) -> None:
+    hits = [RateHit("a", "x", 1, 30), RateHit("b", "x", 1, 90)]
+    assert [d.allowed for d in many_store.hit_many(hits)] == [True, True]
+    store_clock.advance(31)
+    assert [d.allowed for d in many_store.hit_many(hits)] == [True, False]
+    store_clock.advance(60)
+    assert many_store.hit_many(hits) == [RateDecision(True, 1, 0.0)] * 2
+
+
+def test_hit_many_rejects_bad_arguments(many_store: StateStore) -> None:
+    assert many_store.hit_many([]) == []
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("a", "x", 0, 60)])
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("a", "x", 1, 60), RateHit("a", "x", 2, 60)])
+    with pytest.raises(TypeError):
+        many_store.hit_many([("a", "x", 1, 60)])  # type: ignore[list-item]
+    assert many_store.get("ratelimits", "a:x") is None
+
+
+class Refused(Exception):
+    pass
+
+
+def _budget(key: str, limit: int, *, ttl: float | None = 600) -> Charge:
+    """A counting charge like a spend budget: one more ``n`` up to ``limit``, else Refused."""
+
+    def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        n = int((doc or {}).get("n", 0))
+        if n + 1 > limit:
+            raise Refused(key)
+        return {**(doc or {}), "n": n + 1}
+
+    def undo(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if doc is None else {**doc, "n": int(doc.get("n", 0)) - 1}
+
+    return Charge("budgets", key, add, undo, ttl=ttl)
+
+
+def test_hit_many_charges_other_documents_once_every_counter_allows(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    assert many_store.hit_many(FRAUD_LIKE, then=[_budget("a", 5), _budget("b", 5, ttl=None)]) == [
+        RateDecision(True, 1, 0.0)] * 3
+    assert store.get("budgets", "a") == {"n": 1} and store.get("budgets", "b") == {"n": 1}
+    store_clock.advance(601)  # the charge's ttl applies, as with update()
+    assert store.get("budgets", "a") is None and store.get("budgets", "b") == {"n": 1}
+    # No counter at all: the charges alone, the same way.
+    assert many_store.hit_many([], then=[_budget("b", 5)]) == []
+    assert store.get("budgets", "b") == {"n": 2}
+
+
+def test_hit_many_charges_nothing_when_a_counter_refuses(many_store: StateStore, store: StateStore) -> None:
+    hits = [RateHit("n", "1", 5, 60), RateHit("ip", "1", 1, 60)]
+    many_store.hit_many(hits, then=[_budget("a", 5)])
+    decisions = many_store.hit_many(hits, then=[_budget("a", 5)])
+    assert [d.allowed for d in decisions] == [True, False]
+    assert store.get("budgets", "a") == {"n": 1}  # only the first, allowed call charged it
+
+
+def test_a_refused_charge_writes_no_charge_and_keeps_the_counters(many_store: StateStore, store: StateStore) -> None:
+    store.update("budgets", "full", lambda doc: {"n": 1})
+    with pytest.raises(Refused):
+        many_store.hit_many(FRAUD_LIKE, then=[_budget("a", 5), _budget("full", 1), _budget("c", 5)])
+    # All or none among the charges: "a", made (or not) before the refusal, is not charged.
+    assert store.get("budgets", "a") in (None, {"n": 0})
+    assert store.get("budgets", "full") == {"n": 1} and store.get("budgets", "c") is None
+    # The counters keep their hits, as they would with one call per step.
+    assert store.hit("n", "+447700900123", limit=2, window=60) == RateDecision(True, 2, 0.0)
+    with pytest.raises(ValueError):
+        many_store.hit_many([RateHit("budgets", "x", 1, 60)], then=[_budget("a", 5), _budget("a", 5)])
+    with pytest.raises(TypeError):
+        many_store.hit_many([], then=[("budgets", "a")])  # type: ignore[list-item]
+
+
+def test_update_many_runs_each_update_in_order_and_returns_the_documents(
+    many_store: StateStore, store: StateStore, store_clock: FakeClock
+) -> None:
+    store.create("a", "1", {"n": 1})
+    seen: list[Any] = []
+
+    def second(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        seen.append(doc)
+        return {"after": list(order)}
+
+    order: list[str] = []
+
+    def first(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        order.clear()
+        order.append("first")
+        return {**(doc or {}), "n": (doc or {})["n"] + 1}
+
+    after = many_store.update_many([
+        Update("a", "1", first), Update("b", "2", second, ttl=60), Update("a", "3", lambda doc: None)])
+    assert after == [{"n": 2}, {"after": ["first"]}, None]  # the second fn ran after the first
+    assert seen[-1] is None and store.get("a", "1") == {"n": 2}
+    store_clock.advance(61)  # ttl as in update()
+    assert store.get("b", "2") is None and store.get("a", "1") == {"n": 2}
+    assert many_store.update_many([]) == []
+
+
+def test_update_many_stops_at_an_exception_and_rejects_bad_arguments(many_store: StateStore, store: StateStore) -> None:
+    def boom(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        raise Refused("no")
+
+    with pytest.raises(Refused):
+        many_store.update_many([Update("a", "1", lambda doc: {"n": 1}), Update("a", "2", boom),
+                                Update("a", "3", lambda doc: {"n": 3})])
+    assert store.get("a", "3") is None  # nothing after the exception is written
+    with pytest.raises(ValueError):
+        many_store.update_many([Update("a", "x", lambda doc: {}), Update("a", "x", lambda doc: {})])
+    with pytest.raises(TypeError):
+        many_store.update_many([("a", "x", lambda doc: {})])  # type: ignore[list-item]
 
 
 def test_hit_rejects_bad_arguments(store: StateStore) -> None:

@@ -16,7 +16,7 @@ from shared.config import RateLimit
 from shared.errors import ServiceError, VonageUnavailableError
 from shared.verify.records import VerificationStatus, load_record
 from shared.verify.service import cancel_verification, check_code, start_verification
-from tests.fixtures.verify import GB_MOBILE, GB_PREMIUM, legacy_error, v2_error
+from tests.fixtures.verify import GB_MOBILE, GB_MOBILE_SAME_PREFIX, GB_PREMIUM, legacy_error, v2_error
 
 V2_ID = "c11236f4-00bf-4b89-84ba-88b25df97315"
 LEGACY_ID = "abcdef0123456789abcdef0123456789"
@@ -406,3 +406,18 @@ def test_cancel_of_a_request_vonage_no_longer_has(run, store, store_clock, fake_
     error = fails(lambda: run(cancel_verification, request_id))
     assert error.code == "verification_finished"
     assert load_record(store, request_id).status is VerificationStatus.EXPIRED
+
+
+def test_a_start_refused_by_a_spend_budget_charges_no_budget_and_calls_no_vonage(run, store, fake_vonage):
+    # The budgets ride in the fraud counters' one transaction (StateStore.hit_many then=...): the
+    # global one refuses the second start, so its range is not counted in the country budget.
+    budgets = dict(verify_budget_global=RateLimit(1, 86400), verify_budget_per_country=RateLimit(5, 3600))
+    run(start_verification, {"number": GB_MOBILE, "brand": "Acme"}, **budgets)
+    error = fails(lambda: run(start_verification, {"number": GB_MOBILE_SAME_PREFIX, "brand": "Acme"}, **budgets))
+    assert (error.status, error.code, error.details["budget"]) == (429, "budget_exhausted", "VERIFY_BUDGET_GLOBAL")
+    assert fake_vonage.count("verify2_start") == 1
+    docs = store.query("budgets")
+    assert sorted(d.get("starts", 0) for d in docs) == [0, 1]
+    assert sum(len(d.get("members", [])) for d in docs) == 1  # only the first start's range
+    # The fraud counters counted the refused start (as when the budgets were charged after them).
+    assert len(store.query("ratelimits")) == 5  # two numbers, the IP, their one range, the country

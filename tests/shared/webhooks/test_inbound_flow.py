@@ -239,10 +239,11 @@ def test_a_copy_arriving_during_a_live_hand_off_answers_503(store, monkeypatch):
     params = sms_inbound("hi", message_id="L-1")
     faulty = FaultyStore(store)
     faulty.fail("update", INBOUND, after=1, times=2)  # the first attempt dies after claiming
+    # With a handler: a message with nothing to hand on (no keyword, no handler) takes no claim.
     with pytest.raises(StoreError):
-        receive_inbound(params, settings=settings(handler=None), store=faulty, send=RecordingSender())
+        receive_inbound(params, settings=settings(), store=faulty, send=RecordingSender())
     with pytest.raises(ServiceError) as info:
-        receive_inbound(params, settings=settings(handler=None), store=store, send=RecordingSender())
+        receive_inbound(params, settings=settings(), store=store, send=RecordingSender())
     assert info.value.status == 503 and info.value.code == "handoff_in_progress"
 
 
