@@ -6,10 +6,15 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+# store first: other fixture modules import it, and a plugin imported before pytest registers it
+# is not assertion-rewritten (PytestAssertRewriteWarning, and its asserts lose their detail).
 pytest_plugins = sorted(
-    f"tests.fixtures.{path.stem}"
-    for path in (pathlib.Path(__file__).parent / "fixtures").glob("*.py")
-    if path.stem != "__init__"
+    (
+        f"tests.fixtures.{path.stem}"
+        for path in (pathlib.Path(__file__).parent / "fixtures").glob("*.py")
+        if path.stem != "__init__"
+    ),
+    key=lambda name: (name != "tests.fixtures.store", name),
 )
 
 # ---- every backend tested, or the run says it failed ---------------------------------------
