@@ -35,6 +35,7 @@ Vonage error class can map each Vonage code to its own status without a class pe
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 __all__ = [
@@ -92,6 +93,16 @@ class ServiceError(Exception):
         if self.details:
             body["details"] = self.details
         return {"error": body}
+
+    def as_record(self) -> dict[str, Any]:
+        """This error as a send result or a stored record keeps it: code, message, HTTP status,
+        JSON-safe details and Retry-After."""
+        record: dict[str, Any] = {"code": self.code, "message": self.message, "http_status": self.status}
+        if self.details:
+            record["details"] = json.loads(json.dumps(self.details, default=str))
+        if self.retry_after is not None:
+            record["retry_after"] = self.retry_after
+        return record
 
 
 class ConfigError(ServiceError):

@@ -206,7 +206,7 @@ def _recipient_doc(batch_id: str, recipient: Any, *, with_ref: bool) -> dict[str
         "to": recipient.address if recipient.address is not None else _printable(recipient.raw),
     }
     if recipient.error is not None:
-        doc.update(state="failed", error=_error(recipient.error))
+        doc.update(state="failed", error=recipient.error.as_record())
     elif recipient.duplicate_of is not None:
         doc.update(state="skipped_duplicate", duplicate_of=recipient.duplicate_of)
     else:
@@ -454,7 +454,7 @@ def deliver_task(
     except ServiceError as exc:
         if exc.code in RETRY_CODES:
             return _retry_or_fail(store, batch_id, index, last_attempt, exc.code, exc.message, exc.retry_after)
-        _finish(store, batch_id, index, {"state": "failed", "error": _error(exc)}, from_states=("queued",))
+        _finish(store, batch_id, index, {"state": "failed", "error": exc.as_record()}, from_states=("queued",))
         return TaskResult(200, error=exc.code)
 
     status = result.get("status")
@@ -658,12 +658,6 @@ def _batch_status(batch: Mapping[str, Any], now: float) -> str:
 def _recipient_key(batch_id: str, index: int) -> str:
     return f"{batch_id}:{index:07d}"
 
-
-def _error(exc: ServiceError) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "http_status": exc.status}
-    if exc.details:
-        error["details"] = json.loads(json.dumps(exc.details, default=str))
-    return error
 
 
 def _printable(raw: Any) -> Any:

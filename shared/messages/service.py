@@ -355,18 +355,18 @@ def _deliver_safely(run: _Run, recipient: Recipient) -> _Delivery:
         # send: every retry stopped again after a few recipients (issue 16's flaky chaos run).
         if _is_fatal(exc):
             _stop(run, exc)
-        return _Delivery(_base(run.request, recipient) | {"status": FAILED, "error": _error_dict(exc)}, exc)
+        return _Delivery(_base(run.request, recipient) | {"status": FAILED, "error": exc.as_record()}, exc)
     except Exception:
         log.exception("unexpected error sending one message of a bulk send")
         error = ServiceError("internal error while sending to this recipient; its outcome is unknown")
-        return _Delivery(_base(run.request, recipient) | {"status": UNKNOWN, "error": _error_dict(error)}, error)
+        return _Delivery(_base(run.request, recipient) | {"status": UNKNOWN, "error": error.as_record()}, error)
 
 
 def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     request, settings, store = run.request, run.settings, run.store
     base = _base(request, recipient)
     if recipient.error is not None:
-        return _Delivery(base | {"status": FAILED, "error": _error_dict(recipient.error)}, recipient.error)
+        return _Delivery(base | {"status": FAILED, "error": recipient.error.as_record()}, recipient.error)
     if recipient.duplicate_of is not None:
         return _Delivery(base | {"status": SKIPPED_DUPLICATE, "duplicate_of": recipient.duplicate_of})
     if run.abort.is_set():
@@ -385,7 +385,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 clock=run.clock,
             )
         except idem.IdempotencyInProgressError as exc:
-            return _Delivery(base | {"status": IN_PROGRESS, "error": _error_dict(exc)}, exc)
+            return _Delivery(base | {"status": IN_PROGRESS, "error": exc.as_record()}, exc)
         if not claim.acquired:
             return _Delivery({**(claim.result or {}), "replayed": True})
 
@@ -400,12 +400,12 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
                 status=422,
                 details={"to": address},
             )
-            return _Delivery(base | {"status": OPTED_OUT, "error": _error_dict(error)}, error)
+            return _Delivery(base | {"status": OPTED_OUT, "error": error.as_record()}, error)
         try:
             plan = plan_items(request, address, store=store, settings=settings, clock=run.clock)
         except ServiceError as exc:
             _release(run, claim)
-            return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+            return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
         first = plan.items[0]
         if request.is_workflow:
             base.update(channel=first.channel, message_type=first.content.kind, **{"from": first.sender})
@@ -420,7 +420,7 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         except BudgetExhaustedError as exc:
             _release(run, claim)
             _stop(run, exc)
-            return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+            return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
         message_id = new_message_id()
         analysis = first.analysis
         store.create(
@@ -509,7 +509,7 @@ def _accepted(run: _Run, base: dict[str, Any], claim: idem.Claim | None, submiss
                 status=502,
                 details={"id": message_id, "failed_parts": failures, "vonage_ids": result["vonage_ids"]},
             )
-            result.update(status=FAILED, error=_error_dict(error))
+            result.update(status=FAILED, error=error.as_record())
     else:
         parts = [{"vonage_id": submission.message_uuid}]
         price = currency = None
@@ -557,7 +557,7 @@ def _refused(run: _Run, base: dict[str, Any], claim: idem.Claim | None, exc: Ser
     store, message_id = run.store, base["id"]
     exc.details.setdefault("id", message_id)
     if _outcome_unknown(exc):
-        error = _error_dict(exc) | {"outcome": "unknown"}
+        error = exc.as_record() | {"outcome": "unknown"}
         try:
             _note_error(store, message_id, error)
             if claim is not None:
@@ -576,7 +576,7 @@ def _refused(run: _Run, base: dict[str, Any], claim: idem.Claim | None, exc: Ser
     if _is_fatal(exc):
         _stop(run, exc)
     log.info("message refused", extra={"message_id": message_id, "to": base.get("to"), "error_code": exc.code})
-    return _Delivery(base | {"status": FAILED, "error": _error_dict(exc)}, exc)
+    return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
 
 
 def _after_send(write: Callable[[], Any]) -> Any:
@@ -621,7 +621,7 @@ def _not_attempted(run: _Run, base: dict[str, Any]) -> _Delivery:
         code="not_attempted",
         status=cause.status if cause else 503,
     )
-    return _Delivery(base | {"status": NOT_ATTEMPTED, "error": _error_dict(error)}, cause or error)
+    return _Delivery(base | {"status": NOT_ATTEMPTED, "error": error.as_record()}, cause or error)
 
 
 def _note_error(store: StateStore, message_id: str, error: Mapping[str, Any]) -> None:
@@ -708,14 +708,6 @@ def _base(request: SendRequest, recipient: Recipient) -> dict[str, Any]:
     return base
 
 
-def _error_dict(exc: ServiceError) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "http_status": exc.status}
-    if exc.details:
-        error["details"] = dict(exc.details)
-    if exc.retry_after is not None:
-        error["retry_after"] = exc.retry_after
-    return error
-
 
 def _single_outcome(delivery: _Delivery) -> SendOutcome:
     result = delivery.result
@@ -785,7 +777,7 @@ def _dry_run_report(
         if request.bulk:
             entry["index"] = recipient.index
         if recipient.error is not None:
-            entry.update(status=FAILED, error=_error_dict(recipient.error))
+            entry.update(status=FAILED, error=recipient.error.as_record())
         elif recipient.duplicate_of is not None:
             entry.update(status=SKIPPED_DUPLICATE, duplicate_of=recipient.duplicate_of)
         elif recipient.address is not None and is_suppressed(store, recipient.address):
@@ -795,7 +787,7 @@ def _dry_run_report(
             try:
                 plan = plan_items(request, recipient.address, store=store, settings=settings, clock=clock)
             except ServiceError as exc:
-                entry.update(status=FAILED, error=_error_dict(exc))
+                entry.update(status=FAILED, error=exc.as_record())
             else:
                 entry.update(status="would_send", items=[item.summary() for item in plan.items])
                 if plan.skipped:
