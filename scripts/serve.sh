@@ -54,12 +54,14 @@ PY="python3"
 [[ -n "${PYTHON:-}" ]] && PY="$PYTHON"
 
 # gunicorn retries a busy port for a while and then ends with a bare "Can't connect": say
-# which setting to change instead.
+# which setting to change instead. "Busy" means something already listens there (a connection
+# is accepted); a port held for a moment by an outgoing connection is left to gunicorn's own
+# retries, as before (a bind probe refused it at once, and failed the tests now and then).
 if ! "$PY" - "$PORT" <<'PYCHECK' 2>/dev/null
 import socket, sys
 with socket.socket() as probe:
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    probe.bind(("0.0.0.0", int(sys.argv[1])))
+    probe.settimeout(1.0)
+    sys.exit(1 if probe.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 0)  # 1: a listener is there
 PYCHECK
 then
   echo "serve.sh: port $PORT (PORT) is already in use: stop what uses it, or choose another port," \
