@@ -119,6 +119,13 @@ def _cold(cold: dict[str, Any]) -> str:
         ]
         for name, report in cold["import_audit"].items()
     ]
+    costs = [
+        [
+            name if name != "main" else "`import main` alone (nothing loaded before)",
+            *(_import_phase(report.get("costs", {}), phase) for phase in ("main", "first request")),
+        ]
+        for name, report in cold["import_audit"].items()
+    ]
     return "\n".join(
         [
             f"### 1. Cold start: process start → first successful answer (median of {_n(cold['rounds'], 'round')}, "
@@ -132,8 +139,22 @@ def _cold(cold: dict[str, Any]) -> str:
             "Heavy packages imported by the first request (beyond functions-framework's own):",
             "",
             _table(["function", "loaded", "not needed on this path"], audit),
+            "",
+            "Import graph cost (`python -X importtime`, sum of each module's own import time, in the audit's "
+            "process; functions-framework's own imports not counted): loading main.py under the framework, "
+            "and the lazy imports of the first request, with the costliest packages:",
+            "",
+            _table(["function", "loading main.py", "first request"], costs),
         ]
     )
+
+
+def _import_phase(costs: dict[str, Any], phase: str) -> str:
+    cost = costs.get(phase)
+    if not cost:
+        return "–"
+    top = ", ".join(f"{name} {ms:.0f}" for name, ms in cost["top"][:4] if ms >= 1)
+    return f"{cost['ms']:.0f} ms, {cost['modules']} modules" + (f" ({top})" if top else "")
 
 
 def _burst(burst: dict[str, Any]) -> str:
