@@ -132,7 +132,8 @@ def _cold(cold: dict[str, Any]) -> str:
             f"{_n(cold['warmup'], 'warm-up round')} discarded)",
             "",
             'Ratios compare with the baselines measured in the same rounds; "vs SDK app" uses the SDK app '
-            "under the same server as the row.",
+            "under the same server as the row. The source is byte-compiled before the rounds "
+            "(`compileall -f -q`), as Google's buildpack does at deploy and pip does for every installed package.",
             "",
             _table(["target", "server", "first request", "median", "vs hello", "vs SDK app"], rows),
             "",
