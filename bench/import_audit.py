@@ -87,8 +87,9 @@ def main() -> None:
         _phase("main")
         app = functions_framework.create_app(target=spec["target"], source="main.py")
         request = spec["request"]
+        client = app.test_client()  # Flask's test client and what it imports (click, pdb) are not the function's
         _phase("first request")
-        answer = app.test_client().open(
+        answer = client.open(
             "/",
             method=request["method"],
             data=request["body"].encode() if request["body"] else None,
