@@ -87,7 +87,8 @@ def main() -> None:
         _phase("main")
         app = functions_framework.create_app(target=spec["target"], source="main.py")
         request = spec["request"]
-        client = app.test_client()  # Flask's test client and what it imports (click, pdb) are not the function's
+        _phase("test client")  # Flask's test client and what it imports (click, pdb) are not the function's
+        client = app.test_client()
         _phase("first request")
         answer = client.open(
             "/",
