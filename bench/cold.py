@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -265,7 +266,34 @@ def _targets() -> list[Target]:
     return targets
 
 
-def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
+def _tree_cpu(root: int) -> float:
+    """User + system CPU seconds spent so far by ``root`` and its live descendants (server, worker)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    tree = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
+def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds to the first successful answer, and the CPU seconds the server spent by then."""
     probe = _probe(target.name, ctx)
     port = free_port()
     if target.name == "sdk_send":
@@ -274,6 +302,7 @@ def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
     child.start()
     try:
         elapsed, answer = wait_for_answer(child, port, probe.method, probe.path, probe.body, probe.headers)
+        cpu = _tree_cpu(child.pid)
     finally:
         child.stop()
     body = answer.json()
@@ -283,7 +312,7 @@ def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
         raise BenchError(f"{target.name}: expected {probe.expect_status}, got {answer.status}: {answer.body[:300]!r}")
     if isinstance(body, dict) and not probe.expect(body):
         raise BenchError(f"{target.name}: unexpected answer {answer.body[:300]!r}")
-    return elapsed
+    return elapsed, cpu
 
 
 def _import_audit(name: str, ctx: _Context, env: dict[str, str]) -> dict[str, Any]:
@@ -358,15 +387,17 @@ def run_cold(
     targets = [t for t in _targets() if only is None or t.name in only]
     env = base_env(ctx.env)
     samples: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, list[float]] = {t.name: [] for t in targets}
     try:
         total = warmup + rounds
         for round_index in range(total):
             shift = round_index % len(targets)
             order = targets[shift:] + targets[:shift]
             for target in order:
-                elapsed = _measure(target, ctx, env)
+                elapsed, spent = _measure(target, ctx, env)
                 if round_index >= warmup:
                     samples[target.name].append(elapsed)
+                    cpu[target.name].append(spent)
             log(f"cold start: round {round_index + 1}/{total}{' (warm-up)' if round_index < warmup else ''} done")
         audited = [name for name in _ALLOWED if only is None or name in only]
         audit = {name: _import_audit(name, ctx, env) for name in ("main", *audited)}
@@ -374,9 +405,11 @@ def run_cold(
         ctx.close()
 
     medians = {name: median(values) for name, values in samples.items()}
+    cpu_medians = {name: median(values) for name, values in cpu.items()}
     rows: list[dict[str, Any]] = []
     for target in targets:
-        sdk = medians.get("sdk_gunicorn" if target.server == "gunicorn" else "sdk", math.nan)
+        baseline = "sdk_gunicorn" if target.server == "gunicorn" else "sdk"
+        sdk = medians.get(baseline, math.nan)
         rows.append(
             {
                 "name": target.name,
@@ -388,6 +421,10 @@ def run_cold(
                 "samples_ms": [round(v * 1000, 1) for v in samples[target.name]],
                 "vs_hello": medians[target.name] / medians["hello"] if target.server == "functions-framework" else None,
                 "vs_sdk": medians[target.name] / sdk,
+                # CPU the server spent until its first answer: what the wall time is made of, and
+                # much less moved by other work on a shared machine than the wall time is.
+                "cpu_ms": cpu_medians[target.name] * 1000,
+                "cpu_vs_sdk": cpu_medians[target.name] / cpu_medians.get(baseline, math.nan),
             }
         )
     functions = [r for r in rows if not r["baseline"]]

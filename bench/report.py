@@ -108,6 +108,8 @@ def _cold(cold: dict[str, Any]) -> str:
             _ms(r["median_ms"]),
             _x(r["vs_hello"]),
             _x(r["vs_sdk"]),
+            _ms(r["cpu_ms"]) if "cpu_ms" in r else "–",
+            _x(r.get("cpu_vs_sdk")),
         ]
         for r in cold["rows"]
     ]
@@ -135,7 +137,12 @@ def _cold(cold: dict[str, Any]) -> str:
             "under the same server as the row. The source is byte-compiled before the rounds "
             "(`compileall -f -q`), as Google's buildpack does at deploy and pip does for every installed package.",
             "",
-            _table(["target", "server", "first request", "median", "vs hello", "vs SDK app"], rows),
+            "The CPU columns are the user + system time the server's processes had spent when the first "
+            "answer arrived (median): the bar is on the wall time, but on a busy machine the CPU moves far less.",
+            "",
+            _table(
+                ["target", "server", "first request", "median", "vs hello", "vs SDK app", "CPU", "CPU vs SDK app"], rows
+            ),
             "",
             "Heavy packages imported by the first request (beyond functions-framework's own):",
             "",

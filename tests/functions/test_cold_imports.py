@@ -41,7 +41,9 @@ DEFERRED = ("functions_framework", "cloudevents", "flask", "google", "grpc", "ht
 
 def _run(code: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNCTION_", "FIRESTORE_", "PUBSUB_"))}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
