@@ -2,28 +2,49 @@
 
 Deploy each one on its own: ``--entry-point send`` and so on (see deploy.sh). ``on_inbound`` is a
 CloudEvent function (a Pub/Sub trigger); the others are HTTP functions.
+
+Each entry point is imported on first access (a module ``__getattr__``, PEP 562):
+functions-framework asks main.py for its one target, so a deployed function loads its own module
+and not the nine others (nor the event code ``on_inbound`` brings) before its first answer.
+``from main import send`` and ``main.send`` work as with plain imports.
 """
 
-from functions.balance import balance
-from functions.deliver import deliver
-from functions.inbound import inbound
-from functions.on_inbound import on_inbound
-from functions.send import send
-from functions.status import status
-from functions.verify_cancel import verify_cancel
-from functions.verify_check import verify_check
-from functions.verify_next import verify_next
-from functions.verify_start import verify_start
+from __future__ import annotations
 
-__all__ = [
-    "balance",
-    "deliver",
-    "inbound",
-    "on_inbound",
-    "send",
-    "status",
-    "verify_cancel",
-    "verify_check",
-    "verify_next",
-    "verify_start",
-]
+import importlib
+from typing import Any
+
+# entry point -> the module defining it (an attribute of the same name).
+_ENTRY_POINTS: dict[str, str] = {
+    "balance": "functions.balance",
+    "deliver": "functions.deliver",
+    "inbound": "functions.inbound",
+    "on_inbound": "functions.on_inbound",
+    "send": "functions.send",
+    "status": "functions.status",
+    "verify_cancel": "functions.verify_cancel",
+    "verify_check": "functions.verify_check",
+    "verify_next": "functions.verify_next",
+    "verify_start": "functions.verify_start",
+}
+
+__all__ = sorted(_ENTRY_POINTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _ENTRY_POINTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    function = getattr(importlib.import_module(module), name)
+    if getattr(function, "event_types", None) is not None:
+        # A consumer: its module may have been imported before functions-framework was (a test,
+        # a tool); declaring it here too means the framework serving main.py always finds it.
+        from shared.events.consumer import declare_cloud_event
+
+        declare_cloud_event(function)
+    globals()[name] = function
+    return function
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

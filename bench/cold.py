@@ -9,8 +9,9 @@ status), so every lazy import on the function's path is paid inside the measurem
 Baselines, measured in the same rounds: Google's bare hello function, and the original Replit
 guide's approach (Flask with the official ``vonage`` SDK imported, client built at start) served
 both by functions-framework and by gunicorn, so each comparison is like with like. Targets run
-in a rotating order, one warm-up round is discarded (page cache, bytecode), and the medians of
-the remaining rounds are compared.
+in a rotating order, one warm-up round is discarded (page cache), and the medians of the
+remaining rounds are compared. The source is byte-compiled first, as it is in a deployment
+(Google's buildpack runs ``compileall`` at deploy; see ``_byte_compile``).
 
 A second, untimed pass (the import audit) starts each function in a fresh interpreter, answers
 the same request through functions-framework's test client, and lists which heavy packages got
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -40,6 +42,7 @@ from bench.harness import (
     median,
     wait_for_answer,
 )
+from bench.import_audit import import_costs
 from bench.stack import BRAND_NUMBER, Credentials, function_env, start_sandbox
 
 __all__ = ["HEAVY_MODULES", "Probe", "run_cold"]
@@ -54,6 +57,10 @@ HEAVY_MODULES = (
     "jwt",
     "cryptography.hazmat.primitives.asymmetric.rsa",
     "phonenumbers",
+    "functions_framework",
+    "cloudevents",
+    "google.cloud.pubsub",
+    "google.cloud.tasks",
 )
 # What each function may load on the path measured here (the SQLite store, no Firestore).
 # vonage, requests and PyJWT are never needed; Firestore/grpc not with the embedded store.
@@ -259,7 +266,34 @@ def _targets() -> list[Target]:
     return targets
 
 
-def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
+def _tree_cpu(root: int) -> float:
+    """User + system CPU seconds spent so far by ``root`` and its live descendants (server, worker)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    tree = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grown = True
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
+def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds to the first successful answer, and the CPU seconds the server spent by then."""
     probe = _probe(target.name, ctx)
     port = free_port()
     if target.name == "sdk_send":
@@ -268,6 +302,7 @@ def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
     child.start()
     try:
         elapsed, answer = wait_for_answer(child, port, probe.method, probe.path, probe.body, probe.headers)
+        cpu = _tree_cpu(child.pid)
     finally:
         child.stop()
     body = answer.json()
@@ -277,7 +312,7 @@ def _measure(target: Target, ctx: _Context, env: dict[str, str]) -> float:
         raise BenchError(f"{target.name}: expected {probe.expect_status}, got {answer.status}: {answer.body[:300]!r}")
     if isinstance(body, dict) and not probe.expect(body):
         raise BenchError(f"{target.name}: unexpected answer {answer.body[:300]!r}")
-    return elapsed
+    return elapsed, cpu
 
 
 def _import_audit(name: str, ctx: _Context, env: dict[str, str]) -> dict[str, Any]:
@@ -296,7 +331,7 @@ def _import_audit(name: str, ctx: _Context, env: dict[str, str]) -> dict[str, An
         },
     }
     run = subprocess.run(
-        [PYTHON, "-m", "bench.import_audit"],
+        [PYTHON, "-X", "importtime", "-m", "bench.import_audit"],
         input=json.dumps(spec).encode(),
         capture_output=True,
         cwd=ROOT,
@@ -306,11 +341,29 @@ def _import_audit(name: str, ctx: _Context, env: dict[str, str]) -> dict[str, An
     if run.returncode != 0:
         raise BenchError(f"import audit of {name} failed:\n{run.stderr.decode(errors='replace')[-2000:]}")
     report = json.loads(run.stdout.decode().strip().splitlines()[-1])
+    report["costs"] = import_costs(run.stderr.decode(errors="replace"))
     allowed = _ALLOWED.get(name, frozenset())
     report["unexpected"] = [m for m in report["loaded"] if m not in allowed]
     if probe is not None and report["status"] != probe.expect_status:
         raise BenchError(f"import audit of {name}: the request answered {report['status']}")
     return report
+
+
+# What Google's Python buildpack byte-compiles at deploy: it runs ``python3 -m compileall -f -q .``
+# over the function's source (GoogleCloudPlatform/buildpacks, cmd/python/functions_framework), so a
+# deployed function never compiles our modules on a cold start, and pip compiles every installed
+# package (the SDK baseline's included). Without this, a machine with PYTHONDONTWRITEBYTECODE set
+# (as the development machines are) compiles every module of ours from source in every round,
+# which no deployment does and the baselines never pay.
+_SOURCES = ("main.py", "app.py", "lambda_handler.py", "functions", "shared", "examples", "bench/baselines")
+
+
+def _byte_compile() -> None:
+    run = subprocess.run(
+        [PYTHON, "-m", "compileall", "-f", "-q", *_SOURCES], cwd=ROOT, capture_output=True, timeout=300
+    )
+    if run.returncode != 0:
+        raise BenchError(f"compileall failed:\n{run.stdout.decode(errors='replace')[-2000:]}")
 
 
 QUICK_TARGETS = ("hello", "sdk", "send", "inbound", "sdk_gunicorn", "app")
@@ -329,19 +382,22 @@ def run_cold(
 
     ``only`` limits the targets (the baselines must be among them) and the import audit.
     """
+    _byte_compile()
     ctx = _Context(creds, run_dir)
     targets = [t for t in _targets() if only is None or t.name in only]
     env = base_env(ctx.env)
     samples: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, list[float]] = {t.name: [] for t in targets}
     try:
         total = warmup + rounds
         for round_index in range(total):
             shift = round_index % len(targets)
             order = targets[shift:] + targets[:shift]
             for target in order:
-                elapsed = _measure(target, ctx, env)
+                elapsed, spent = _measure(target, ctx, env)
                 if round_index >= warmup:
                     samples[target.name].append(elapsed)
+                    cpu[target.name].append(spent)
             log(f"cold start: round {round_index + 1}/{total}{' (warm-up)' if round_index < warmup else ''} done")
         audited = [name for name in _ALLOWED if only is None or name in only]
         audit = {name: _import_audit(name, ctx, env) for name in ("main", *audited)}
@@ -349,9 +405,11 @@ def run_cold(
         ctx.close()
 
     medians = {name: median(values) for name, values in samples.items()}
+    cpu_medians = {name: median(values) for name, values in cpu.items()}
     rows: list[dict[str, Any]] = []
     for target in targets:
-        sdk = medians.get("sdk_gunicorn" if target.server == "gunicorn" else "sdk", math.nan)
+        baseline = "sdk_gunicorn" if target.server == "gunicorn" else "sdk"
+        sdk = medians.get(baseline, math.nan)
         rows.append(
             {
                 "name": target.name,
@@ -363,6 +421,10 @@ def run_cold(
                 "samples_ms": [round(v * 1000, 1) for v in samples[target.name]],
                 "vs_hello": medians[target.name] / medians["hello"] if target.server == "functions-framework" else None,
                 "vs_sdk": medians[target.name] / sdk,
+                # CPU the server spent until its first answer: what the wall time is made of, and
+                # much less moved by other work on a shared machine than the wall time is.
+                "cpu_ms": cpu_medians[target.name] * 1000,
+                "cpu_vs_sdk": cpu_medians[target.name] / cpu_medians.get(baseline, math.nan),
             }
         )
     functions = [r for r in rows if not r["baseline"]]
@@ -377,8 +439,8 @@ def run_cold(
         "bars": [
             {
                 "id": "1a",
-                "text": "every function starts in at most 0.6x the time of the SDK-based app",
-                "met": worst["vs_sdk"] <= 0.6,
+                "text": "every function starts in at most 0.5x the time of the SDK-based app (issue 18)",
+                "met": worst["vs_sdk"] <= 0.5,
                 "value": f"worst: {worst['name']} at {worst['vs_sdk']:.2f}x",
             },
             {

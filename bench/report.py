@@ -108,6 +108,8 @@ def _cold(cold: dict[str, Any]) -> str:
             _ms(r["median_ms"]),
             _x(r["vs_hello"]),
             _x(r["vs_sdk"]),
+            _ms(r["cpu_ms"]) if "cpu_ms" in r else "–",
+            _x(r.get("cpu_vs_sdk")),
         ]
         for r in cold["rows"]
     ]
@@ -119,21 +121,48 @@ def _cold(cold: dict[str, Any]) -> str:
         ]
         for name, report in cold["import_audit"].items()
     ]
+    costs = [
+        [
+            name if name != "main" else "`import main` alone (nothing loaded before)",
+            *(_import_phase(report.get("costs", {}), phase) for phase in ("main", "first request")),
+        ]
+        for name, report in cold["import_audit"].items()
+    ]
     return "\n".join(
         [
             f"### 1. Cold start: process start → first successful answer (median of {_n(cold['rounds'], 'round')}, "
             f"{_n(cold['warmup'], 'warm-up round')} discarded)",
             "",
             'Ratios compare with the baselines measured in the same rounds; "vs SDK app" uses the SDK app '
-            "under the same server as the row.",
+            "under the same server as the row. The source is byte-compiled before the rounds "
+            "(`compileall -f -q`), as Google's buildpack does at deploy and pip does for every installed package.",
             "",
-            _table(["target", "server", "first request", "median", "vs hello", "vs SDK app"], rows),
+            "The CPU columns are the user + system time the server's processes had spent when the first "
+            "answer arrived (median): the bar is on the wall time, but on a busy machine the CPU moves far less.",
+            "",
+            _table(
+                ["target", "server", "first request", "median", "vs hello", "vs SDK app", "CPU", "CPU vs SDK app"], rows
+            ),
             "",
             "Heavy packages imported by the first request (beyond functions-framework's own):",
             "",
             _table(["function", "loaded", "not needed on this path"], audit),
+            "",
+            "Import graph cost (`python -X importtime`, sum of each module's own import time, in the audit's "
+            "process; functions-framework's own imports not counted): loading main.py under the framework, "
+            "and the lazy imports of the first request, with the costliest packages:",
+            "",
+            _table(["function", "loading main.py", "first request"], costs),
         ]
     )
+
+
+def _import_phase(costs: dict[str, Any], phase: str) -> str:
+    cost = costs.get(phase)
+    if not cost:
+        return "–"
+    top = ", ".join(f"{name} {ms:.0f}" for name, ms in cost["top"][:4] if ms >= 1)
+    return f"{cost['ms']:.0f} ms, {cost['modules']} modules" + (f" ({top})" if top else "")
 
 
 def _burst(burst: dict[str, Any]) -> str:

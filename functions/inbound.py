@@ -23,7 +23,7 @@ __all__ = ["inbound"]
 @endpoint("inbound")
 def inbound(request: flask.Request) -> flask.Response:
     """200 ``{result: stored|part_stored|duplicate, id}`` once stored; or the list for API callers."""
-    # Imported here: main.py imports every function module, and send need not load webhook code.
+    # Imported here: the one-process app (app.py) imports every function module, and send need not load webhook code.
     from shared.webhooks.inbound import list_inbound, listing_options, receive_inbound
     from shared.webhooks.receive import read_webhook
 

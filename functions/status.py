@@ -16,7 +16,7 @@ __all__ = ["status"]
 @endpoint("status")
 def status(request: flask.Request) -> flask.Response:
     """200 ``{result: applied|parked|duplicate, ...}`` once the event is stored; 503 if it cannot be."""
-    # Imported here: main.py imports every function module, and send need not load webhook code.
+    # Imported here: the one-process app (app.py) imports every function module, and send need not load webhook code.
     from shared.webhooks.receive import read_webhook
     from shared.webhooks.status import receive_status
 

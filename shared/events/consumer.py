@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +37,15 @@ from shared.events.base import parse_event
 from shared.log import get_logger
 from shared.store.base import StateStore
 
-__all__ = ["PROCESSED", "PUBSUB_MESSAGE_PUBLISHED", "ConsumerBusy", "consume_once", "consumer", "unwrap"]
+__all__ = [
+    "PROCESSED",
+    "PUBSUB_MESSAGE_PUBLISHED",
+    "ConsumerBusy",
+    "consume_once",
+    "consumer",
+    "declare_cloud_event",
+    "unwrap",
+]
 
 log = get_logger("shared.events.consumer")
 
@@ -121,18 +130,25 @@ def consumer(*types: str, name: str | None = None, lease: float = DEFAULT_LEASE)
             consume_once(get_store(), consumer_name, event, fn, ttl=get_settings().dedupe_ttl, lease=lease)
 
         handle.event_types = wanted  # type: ignore[attr-defined]
-        return _register_cloud_event(handle)
+        return declare_cloud_event(handle)
 
     return decorate
 
 
-def _register_cloud_event(fn: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Tell functions-framework this entry point takes CloudEvents (no --signature-type needed)."""
-    try:
-        import functions_framework
-    except ImportError:  # pragma: no cover - a runtime without functions-framework (Lambda)
-        return fn
-    return functions_framework.cloud_event(fn)
+def declare_cloud_event(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Tell functions-framework, when it is the host, that ``fn`` takes CloudEvents; returns ``fn``.
+
+    Only a framework already loaded is told: serving a function, functions-framework is imported
+    before it executes the source file, so the declaration is there when it looks the target up
+    (no --signature-type needed). Importing it here instead would cost every process that merely
+    imports a consumer (main.py, a WSGI host, Lambda, the embedded bus) functions-framework,
+    Flask and cloudevents, ~280 ms of cold start. main.py declares its consumers again when the
+    framework asks for one, for a process that imported the consumer before the framework.
+    """
+    framework = sys.modules.get("functions_framework")
+    if framework is not None:
+        framework.cloud_event(fn)  # records fn.__name__ as a CloudEvent target; its wrapper is not needed
+    return fn
 
 
 def _take_over(store: StateStore, key: str, claim: str, now: float, lease: float) -> bool:
