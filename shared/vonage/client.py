@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -84,6 +84,7 @@ _DEFAULT_RETRY_AFTER = 1.0
 # request_id goes into a URL path: only the characters Vonage ids use (UUIDs, 32-hex).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
 _LEGACY_COMMANDS = ("cancel", "trigger_next_event")
 # details["outcome"] of an error after which Vonage may have acted: callers must not resend.
 OUTCOME_UNKNOWN = "unknown"
@@ -337,7 +338,9 @@ class VonageClient:
             if retry is not None:
                 return retry
             # Scrubbed up front: error texts end up on errors, in SmsPart and maybe in logs.
-            body = self._scrub(self._read_json(vonage_errors.SMS, response, operation="send"))
+            body = self._read_json(vonage_errors.SMS, response, operation="send")
+            if self._may_hold_secrets(response.content):
+                body = self._scrub(body)
             entries = body.get("messages")
             if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
                 raise vonage_errors.unexpected_response_error(
@@ -759,6 +762,18 @@ class VonageClient:
             raise vonage_errors.unexpected_response_error(api, response.status_code, "the body is not a JSON object")
         return body
 
+    def _may_hold_secrets(self, content: bytes) -> bool:
+        """False when no string parsed from this JSON can contain our key or secret: without
+        escapes (and in UTF-8) each parsed string is a slice of the raw bytes, so a secret in one
+        is in them. Spares the copy ``_scrub`` makes of every accepted SMS answer."""
+        if b"\\" in content or b"\x00" in content:
+            return True
+        return any(
+            secret.encode() in content
+            for secret in (self.settings.api_secret, self.settings.api_key)
+            if secret and len(secret) >= 4
+        )
+
     def _scrub(self, value: Any) -> Any:
         """A copy of ``value`` with our API key and secret replaced, for error bodies."""
         secrets = [s for s in (self.settings.api_secret, self.settings.api_key) if s and len(s) >= 4]
@@ -773,12 +788,17 @@ class VonageClient:
 def _encode_body(data: Mapping[str, Any] | None, json_body: Any) -> tuple[bytes | None, str | None]:
     """The body and its Content-Type, byte for byte what ``httpx`` encodes for ``data=`` / ``json=``."""
     if data:
-        pairs = [(key, _form_value(value)) for key, value in data.items()]
-        return urlencode(pairs).encode("utf-8"), _FORM
+        return "&".join(f"{_quote(key)}={_quote(_form_value(value))}" for key, value in data.items()).encode(), _FORM
     if json_body is not None:
         text = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return text.encode("utf-8"), _JSON
     return None, None
+
+
+def _quote(text: str) -> str:
+    # urlencode's quote_plus, which leaves exactly these characters as they are: most fields
+    # (numbers, "true", ids) need no call at all.
+    return text if _URL_SAFE.fullmatch(text) else quote_plus(text)
 
 
 def _form_value(value: Any) -> str:

@@ -263,3 +263,23 @@ def test_tls_is_verified_against_the_ca_bundle(serve, monkeypatch):
         trusting.close()
     finally:
         tls.remove()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"from": "Acme", "to": TO, "text": "Hello & welcome = yës 100% +1 ~_.-/?#[]", "status-report-req": "true"},
+        {"text": "", "ttl": 20000, "flag": True, "off": False, "none": None, "emoji": "\U0001f600 日本"},
+    ],
+)
+def test_the_form_is_encoded_byte_for_byte_as_httpx_encodes_it(form):
+    body, content_type = client_module._encode_body(form, None)
+    reference = httpx.Request("POST", "https://rest.nexmo.com/sms/json", data=form)
+    assert body == reference.content and content_type == reference.headers["Content-Type"]
+
+
+@pytest.mark.parametrize("value", [{"text": "ünï \"q\" \U0001f600", "n": 1.5, "list": [1, None, True]}, {}])
+def test_json_is_encoded_byte_for_byte_as_httpx_encodes_it(value):
+    body, content_type = client_module._encode_body(None, value)
+    reference = httpx.Request("POST", "https://api.nexmo.com/v1/messages", json=value)
+    assert body == reference.content and content_type == reference.headers["Content-Type"]
