@@ -541,6 +541,11 @@ class VonageClient:
     # ---- plumbing --------------------------------------------------------------------------
 
     def _http_client(self) -> httpx.Client:
+        return self._http_and_routes()[0]
+
+    def _http_and_routes(self) -> tuple[httpx.Client, dict[str, _Route | None]]:
+        # Taken together under the lock: a route never outlives the client whose pool it uses
+        # (a call racing close() finds its client closed and goes through httpx, which refuses).
         with self._lock:
             if self._http is None:
                 self._http = httpx.Client(
@@ -550,7 +555,8 @@ class VonageClient:
                     headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                     follow_redirects=False,
                 )
-            return self._http
+                self._routes = {}
+            return self._http, self._routes
 
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, content_type: str | None
@@ -565,11 +571,10 @@ class VonageClient:
         ``gzip``/``deflate`` answers decoded. Cookies are not kept: no Vonage API uses them.
         An injected ``transport`` (tests) has no httpcore pool: it goes through ``httpx.Client``.
         """
-        http = self._http_client()
-        route = self._routes.get(url)
-        if route is None and url not in self._routes:
+        http, routes = self._http_and_routes()
+        route = routes.get(url)
+        if route is None and url not in routes:
             route = _route(http, url)
-            routes = self._routes
             if len(routes) >= _MAX_ROUTES:
                 routes.clear()
             routes[url] = route

@@ -283,3 +283,16 @@ def test_json_is_encoded_byte_for_byte_as_httpx_encodes_it(value):
     body, content_type = client_module._encode_body(None, value)
     reference = httpx.Request("POST", "https://api.nexmo.com/v1/messages", json=value)
     assert body == reference.content and content_type == reference.headers["Content-Type"]
+
+
+def test_a_client_closed_and_used_again_opens_a_new_pool_and_routes(serve):
+    server = serve(json_answer(200, SMS_OK))
+    client = make_client(server.url(), max_retries=0)
+    client.send_sms(to=TO, sender="Acme", text="hi")
+    first_pool = client._http_client()._transport._pool
+    client.close()
+    client.send_sms(to=TO, sender="Acme", text="hi")
+    (route,) = client._routes.values()
+    assert route is not None and route.pool is client._http_client()._transport._pool is not first_pool
+    assert server.connections == 2
+    client.close()
