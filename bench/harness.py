@@ -143,6 +143,7 @@ class Child:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    cwd: Path = ROOT  # another tree (bench.reference) serves an earlier version of the code
 
     def start(self) -> Child:
         """Start it; ``started_at`` is the perf_counter just before the process was created."""
@@ -151,7 +152,7 @@ class Child:
         self.started_at = time.perf_counter()
         self.popen = subprocess.Popen(
             list(self.command),
-            cwd=ROOT,
+            cwd=self.cwd,
             env=dict(self.env),
             stdin=subprocess.DEVNULL,
             stdout=log,

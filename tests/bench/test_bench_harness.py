@@ -53,7 +53,7 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     results = json.loads(out.read_text())
     assert set(results["sections"]) == SECTIONS
     bars = [bar for section in results["sections"].values() for bar in section["bars"]]
-    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "3", "4a", "4b", "5", "6"}
+    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "2c", "3", "4a", "4b", "5", "6"}
     assert all(isinstance(bar["met"], bool) and bar["value"] for bar in bars)
 
     cold = results["sections"]["cold"]
@@ -65,6 +65,12 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     assert burst["firestore"]["skipped"]
     assert burst["sqlite"]["lost"] == 0 and burst["sqlite"]["doubled"] == 0
     assert burst["sqlite"]["non_200"] == 0
+    # The reference code (issue 18's "before", git archive of a commit this clone holds) ran too,
+    # with its own store format, and lost nothing either; without Firestore its bar says why.
+    assert burst["sqlite@ref"]["lost"] == 0 and burst["sqlite@ref"]["non_200"] == 0, burst["sqlite@ref"]
+    assert burst["sqlite@ref"]["throughput"] > 0
+    firestore_bar = next(bar for bar in bars if bar["id"] == "2c")
+    assert firestore_bar["met"] is False and firestore_bar["value"].startswith("not measured")
     # PostgreSQL runs beside SQLite: on ./test.sh's server, else on one the harness starts, else it says why not.
     if os.environ.get("POSTGRES_TEST_URL"):
         assert not burst["postgres"].get("skipped")

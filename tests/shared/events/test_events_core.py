@@ -3,6 +3,7 @@ publish failures that lose nothing, the sweep, consumers that run once, the embe
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -12,7 +13,7 @@ from cloudevents.http import from_json
 from shared.config import Settings
 from shared.errors import StoreError
 from shared.events import base as events_base
-from shared.events.base import INBOUND, OPTOUT, STATUS, VERIFY_COMPLETED, EventBus, PublishError, build_event, event_id
+from shared.events.base import EVENT_TYPES, INBOUND, OPTOUT, STATUS, VERIFY_COMPLETED, EventBus, PublishError, build_event, event_id
 from shared.events.builders import batch_completed_event
 from shared.events.consumer import PROCESSED, ConsumerBusy, consume_once, unwrap
 from shared.events.embedded import EmbeddedBus
@@ -389,3 +390,38 @@ def test_a_low_balance_is_one_event_an_hour_and_carries_no_secret(store):
     assert emit_balance_low(data, at=hour + 3600, store=store, bus=bus, ttl=3600) is True  # the next hour pages again
     assert [e["type"] for e in bus.published] == [BALANCE_LOW, BALANCE_LOW]
     assert bus.published[0]["data"] == data and bus.published[0]["id"] != bus.published[1]["id"]
+
+
+# ---- built without the library, checked by it --------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_every_built_event_is_what_the_reference_library_makes_of_it(event_type):
+    from cloudevents.conversion import to_dict
+    from cloudevents.http import from_dict
+
+    event = build_event(event_type, key="k-1", data={"n": 1, "nested": {"a": [1, "b"]}}, subject="s",
+                        conversation=f"{OURS}:{USER}", at=1767225600.5)
+    # The library reads our object and gives back exactly the same attributes and data.
+    assert to_dict(from_dict(dict(event))) == event
+    assert event["time"] == "2026-01-01T00:00:00.500000Z"
+    envelope = RecordingBus().envelope(event)
+    assert json.loads(envelope.body) == event and envelope.attributes["ce-id"] == event["id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": ""}, "needs id"),
+        ({"specversion": "0.3"}, "specversion"),
+        ({"Bad-Name": "x"}, "attribute name"),
+        ({"averyveryverylongattributename": "x"}, "attribute name"),
+        ({"subject": 12}, "subject attribute must be a string"),
+        ({"ext": {"nested": 1}}, "string, a number or a boolean"),
+        ({"type": "com.example.other.v1"}, "unknown event type"),
+    ],
+)
+def test_the_envelope_refuses_an_event_that_breaks_the_spec(change, message):
+    event = {**build_event(INBOUND, key="k-2", data={"text": "hi"}), **change}
+    with pytest.raises(ValueError, match=message):
+        RecordingBus().envelope(event)
