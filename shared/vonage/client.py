@@ -830,7 +830,10 @@ def _route(http: httpx.Client, url: str) -> _Route | None:
     import httpcore
 
     target = httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path)
-    return _Route(pool=pool, url=target, headers=((b"Host", parsed.netloc), *http.headers.raw), request=httpcore.Request)
+    # httpx's defaults, but only the codings _decode undoes (httpx would add br/zstd were their
+    # packages ever installed; requirements.txt has neither, so today the bytes are the same).
+    defaults = [(name, b"gzip, deflate" if name.lower() == b"accept-encoding" else value) for name, value in http.headers.raw]
+    return _Route(pool=pool, url=target, headers=((b"Host", parsed.netloc), *defaults), request=httpcore.Request)
 
 
 # httpcore's errors become the httpx errors of the same name, as httpx.HTTPTransport maps them.

@@ -296,3 +296,12 @@ def test_a_client_closed_and_used_again_opens_a_new_pool_and_routes(serve):
     assert route is not None and route.pool is client._http_client()._transport._pool is not first_pool
     assert server.connections == 2
     client.close()
+
+
+def test_only_codings_the_client_can_decode_are_accepted(serve):
+    # Were brotli or zstandard ever installed, httpx would ask for br/zstd, which _decode cannot undo.
+    server = serve(json_answer(200, SMS_OK))
+    client = make_client(server.url(), max_retries=0)
+    client._http_client().headers["Accept-Encoding"] = "gzip, deflate, br, zstd"
+    client.send_sms(to=TO, sender="Acme", text="hi")
+    assert head_and_body(server.requests[0])[1]["accept-encoding"] == "gzip, deflate"
