@@ -3,7 +3,9 @@
 One ``httpx.Client`` per ``VonageClient`` (keep-alive, a 32-connection pool, explicit timeouts),
 built on first use; the application JWT is signed once and reused (``ApplicationJWT``). Build one
 ``VonageClient`` per process and share it (``shared.deps``): Vonage allows 30 requests/s per key
-and asks for connection reuse (vonage-api.md 10.1).
+and asks for connection reuse (vonage-api.md 10.1). Requests go straight to that client's
+connection pool (httpcore), not through ``httpx.Client.request``: same wire bytes, TLS and
+timeouts at well under half the CPU per message (``_send``; docs/performance.md).
 
 Error handling:
 
@@ -32,18 +34,23 @@ on that marker). ``_call(replay_safe=True)`` exists for read-only calls, should 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import quote, quote_plus
 
 import httpx
+
+if TYPE_CHECKING:
+    import httpcore  # imported on the first request, as httpx itself does: a cold start that sends nothing skips it
 
 from shared.config import Settings
 from shared.errors import (
@@ -79,10 +86,15 @@ _DEFAULT_RETRY_AFTER = 1.0
 # request_id goes into a URL path: only the characters Vonage ids use (UUIDs, 32-hex).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _PHONE_DIGITS = re.compile(r"[0-9]{7,15}")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
 _LEGACY_COMMANDS = ("cancel", "trigger_next_event")
 # details["outcome"] of an error after which Vonage may have acted: callers must not resend.
 OUTCOME_UNKNOWN = "unknown"
 _PRICING_KINDS = ("sms", "sms-transit", "voice")
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+# Parsed routes kept per client (see _route); URLs with ids in them are few per process.
+_MAX_ROUTES = 64
 
 T = TypeVar("T")
 
@@ -142,6 +154,75 @@ class _Retry:
     exhausted: Callable[[int], VonageError]
 
 
+# ---- answers ----------------------------------------------------------------------------------
+
+
+class _HeaderLookup(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class _Response(Protocol):
+    """What the response handlers read of an answer: ``httpx.Response`` has it, and so has ``_Answer``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> _HeaderLookup: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def is_success(self) -> bool: ...
+
+    def json(self) -> Any: ...
+
+
+class _RawHeaders:
+    """Case-insensitive ``get`` over httpcore's raw header pairs; values of a repeated name joined
+    with ", " as ``httpx.Headers`` does. Nothing is decoded until asked (most answers never are)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = key.lower().encode("ascii")
+        values = [value.decode("latin-1") for field, value in self._raw if field.lower() == name]
+        return ", ".join(values) if values else default
+
+
+class _Answer:
+    """An answer read straight off httpcore's pool (see ``VonageClient._send``)."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: _RawHeaders, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code <= 299
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How one URL is sent without ``httpx.Client``: the httpcore pool of the transport httpx
+    itself would use for it, the parsed URL and the headers every request to it starts with."""
+
+    pool: Any  # httpcore.ConnectionPool, or httpcore.HTTPProxy when the environment names a proxy
+    url: httpcore.URL
+    headers: tuple[tuple[bytes, bytes], ...]
+    request: type[httpcore.Request]
+
+
 # ---- the client -------------------------------------------------------------------------------
 
 
@@ -181,6 +262,8 @@ class VonageClient:
         self._jwt = jwt
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
+        self._routes: dict[str, _Route | None] = {}  # of self._http; replaced with it
+        self._extensions = {"timeout": self.timeout.as_dict()}  # what httpx.Client puts on each request
 
     def __repr__(self) -> str:
         return (
@@ -197,6 +280,7 @@ class VonageClient:
         """Close the pooled connections. A later call opens a new pool."""
         with self._lock:
             http, self._http = self._http, None
+            self._routes = {}
         if http is not None:
             http.close()
 
@@ -251,12 +335,14 @@ class VonageClient:
             form["callback"] = callback
         form["status-report-req"] = "true" if status_report else "false"
 
-        def handle(response: httpx.Response) -> SmsSubmission | _Retry:
+        def handle(response: _Response) -> SmsSubmission | _Retry:
             retry = self._retry_for_http(vonage_errors.SMS, response)
             if retry is not None:
                 return retry
             # Scrubbed up front: error texts end up on errors, in SmsPart and maybe in logs.
-            body = self._scrub(self._read_json(vonage_errors.SMS, response, operation="send"))
+            body = self._read_json(vonage_errors.SMS, response, operation="send")
+            if self._may_hold_secrets(response.content):
+                body = self._scrub(body)
             entries = body.get("messages")
             if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
                 raise vonage_errors.unexpected_response_error(
@@ -291,7 +377,7 @@ class VonageClient:
         application is configured, else Basic. Raises ``VonageAPIError`` for a refused message.
         """
 
-        def handle(response: httpx.Response) -> MessageSubmission | _Retry:
+        def handle(response: _Response) -> MessageSubmission | _Retry:
             retry = self._retry_for_http(vonage_errors.MESSAGES, response)
             if retry is not None:
                 return retry
@@ -343,7 +429,7 @@ class VonageClient:
     def _verify2(self, operation: str, method: str, path: str, *, json_body: Any = None) -> dict[str, Any]:
         api = vonage_errors.VERIFY2
 
-        def handle(response: httpx.Response) -> dict[str, Any] | _Retry:
+        def handle(response: _Response) -> dict[str, Any] | _Retry:
             retry = self._retry_for_http(api, response)
             if retry is not None:
                 return retry
@@ -391,7 +477,7 @@ class VonageClient:
         # The legacy Verify API takes the credentials as form fields (vonage-api.md 8.1).
         form = {**form, "api_key": str(self.settings.api_key), "api_secret": str(self.settings.api_secret)}
 
-        def handle(response: httpx.Response) -> dict[str, Any] | _Retry:
+        def handle(response: _Response) -> dict[str, Any] | _Retry:
             retry = self._retry_for_http(api, response)
             if retry is not None:
                 return retry
@@ -440,7 +526,7 @@ class VonageClient:
         api = vonage_errors.HTTP
         self.settings.require_key_secret()
 
-        def handle(response: httpx.Response) -> dict[str, Any] | _Retry:
+        def handle(response: _Response) -> dict[str, Any] | _Retry:
             retry = self._retry_for_http(api, response)
             if retry is not None:
                 return retry
@@ -455,6 +541,11 @@ class VonageClient:
     # ---- plumbing --------------------------------------------------------------------------
 
     def _http_client(self) -> httpx.Client:
+        return self._http_and_routes()[0]
+
+    def _http_and_routes(self) -> tuple[httpx.Client, dict[str, _Route | None]]:
+        # Taken together under the lock: a route never outlives the client whose pool it uses
+        # (a call racing close() finds its client closed and goes through httpx, which refuses).
         with self._lock:
             if self._http is None:
                 self._http = httpx.Client(
@@ -464,7 +555,57 @@ class VonageClient:
                     headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                     follow_redirects=False,
                 )
-            return self._http
+                self._routes = {}
+            return self._http, self._routes
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, content_type: str | None
+    ) -> _Response:
+        """One HTTP exchange; raises ``httpx`` errors only.
+
+        Through httpx's own connection pool but not through ``httpx.Client``: the client's request
+        and response models, URL parsing, cookie jar and hooks cost more CPU than the rest of a
+        send (docs/performance.md). What the client would do is kept: the same pool (TLS context
+        and CA bundle, limits, keep-alive, any proxy from the environment), its default headers,
+        the timeouts, httpcore errors mapped to httpx's as ``httpx.HTTPTransport`` maps them,
+        ``gzip``/``deflate`` answers decoded. Cookies are not kept: no Vonage API uses them.
+        An injected ``transport`` (tests) has no httpcore pool: it goes through ``httpx.Client``.
+        """
+        http, routes = self._http_and_routes()
+        route = routes.get(url)
+        if route is None and url not in routes:
+            route = _route(http, url)
+            if len(routes) >= _MAX_ROUTES:
+                routes.clear()
+            routes[url] = route
+        if route is None or http.is_closed:
+            if content_type is not None:
+                headers = {**headers, "Content-Type": content_type}
+            return http.request(method, url, content=body, headers=headers)
+        raw = [*route.headers, *((key.encode("ascii"), value.encode("ascii")) for key, value in headers.items())]
+        if body is not None:
+            assert content_type is not None
+            raw.append((b"Content-Length", str(len(body)).encode("ascii")))
+            raw.append((b"Content-Type", content_type.encode("ascii")))
+        elif method in ("POST", "PUT", "PATCH"):
+            raw.append((b"Content-Length", b"0"))  # as httpx sends an empty POST
+        request = route.request(method, route.url, headers=raw, content=body, extensions=self._extensions)
+        try:
+            response = route.pool.handle_request(request)
+            try:
+                content = response.read()
+            finally:
+                response.close()
+        except Exception as exc:
+            mapped = _httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        answer_headers = _RawHeaders(response.headers)
+        encoding = answer_headers.get("Content-Encoding")
+        if encoding:
+            content = _decode(content, encoding)
+        return _Answer(response.status, answer_headers, content)
 
     def _application_jwt(self) -> ApplicationJWT:
         with self._lock:
@@ -491,18 +632,18 @@ class VonageClient:
         method: str,
         url: str,
         *,
-        handle: Callable[[httpx.Response], T | _Retry],
+        handle: Callable[[_Response], T | _Retry],
         headers: Callable[[], dict[str, str]],
         data: Mapping[str, str] | None = None,
         json_body: Any = None,
         replay_safe: bool = False,
     ) -> T:
         """Send with retries; ``handle`` turns a response into a result, a _Retry, or raises."""
-        client = self._http_client()
+        body, content_type = _encode_body(data, json_body)
         attempt = 0
         while True:
             try:
-                response = client.request(method, url, data=data, json=json_body, headers=headers())
+                response = self._send(method, url, headers(), body, content_type)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The request never left this machine: retrying cannot duplicate anything.
                 if attempt < self.max_retries:
@@ -596,7 +737,7 @@ class VonageClient:
             extra={"vonage_api": api, "vonage_operation": operation, "attempts": attempts, "retry_reason": reason},
         )
 
-    def _retry_for_http(self, api: str, response: httpx.Response) -> _Retry | None:
+    def _retry_for_http(self, api: str, response: _Response) -> _Retry | None:
         """429 is retried, and 5xx for replay-safe calls (``_call`` already refused the others);
         everything else goes to the response handler."""
         status = response.status_code
@@ -616,7 +757,7 @@ class VonageClient:
             return _Retry(f"http_{status}", retry_after, unavailable)
         return None
 
-    def _read_json(self, api: str, response: httpx.Response, *, operation: str) -> dict[str, Any]:
+    def _read_json(self, api: str, response: _Response, *, operation: str) -> dict[str, Any]:
         """The JSON object of a 2xx answer; a non-2xx answer raises its mapped error."""
         try:
             body: Any = response.json()
@@ -628,6 +769,18 @@ class VonageClient:
             raise vonage_errors.unexpected_response_error(api, response.status_code, "the body is not a JSON object")
         return body
 
+    def _may_hold_secrets(self, content: bytes) -> bool:
+        """False when no string parsed from this JSON can contain our key or secret: without
+        escapes (and in UTF-8) each parsed string is a slice of the raw bytes, so a secret in one
+        is in them. Spares the copy ``_scrub`` makes of every accepted SMS answer."""
+        if b"\\" in content or b"\x00" in content:
+            return True
+        return any(
+            secret.encode() in content
+            for secret in (self.settings.api_secret, self.settings.api_key)
+            if secret and len(secret) >= 4
+        )
+
     def _scrub(self, value: Any) -> Any:
         """A copy of ``value`` with our API key and secret replaced, for error bodies."""
         secrets = [s for s in (self.settings.api_secret, self.settings.api_key) if s and len(s) >= 4]
@@ -637,6 +790,88 @@ class VonageClient:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+
+def _encode_body(data: Mapping[str, Any] | None, json_body: Any) -> tuple[bytes | None, str | None]:
+    """The body and its Content-Type, byte for byte what ``httpx`` encodes for ``data=`` / ``json=``."""
+    if data:
+        return "&".join(f"{_quote(key)}={_quote(_form_value(value))}" for key, value in data.items()).encode(), _FORM
+    if json_body is not None:
+        text = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8"), _JSON
+    return None, None
+
+
+def _quote(text: str) -> str:
+    # urlencode's quote_plus, which leaves exactly these characters as they are: most fields
+    # (numbers, "true", ids) need no call at all.
+    return text if _URL_SAFE.fullmatch(text) else quote_plus(text)
+
+
+def _form_value(value: Any) -> str:
+    # httpx's primitive_value_to_str: JSON-style booleans, None as empty.
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
+
+
+def _route(http: httpx.Client, url: str) -> _Route | None:
+    """The fast path for ``url`` when httpx would send it through its own ``HTTPTransport``; None
+    for any other transport (an injected one in tests) or should httpx's internals ever change:
+    then ``httpx.Client`` sends it, as before."""
+    parsed = httpx.URL(url)
+    transport_for_url = getattr(http, "_transport_for_url", None)
+    transport = transport_for_url(parsed) if transport_for_url is not None else None
+    pool = getattr(transport, "_pool", None) if type(transport) is httpx.HTTPTransport else None
+    if pool is None or not callable(getattr(pool, "handle_request", None)):
+        return None
+    import httpcore
+
+    target = httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path)
+    # httpx's defaults, but only the codings _decode undoes (httpx would add br/zstd were their
+    # packages ever installed; requirements.txt has neither, so today the bytes are the same).
+    defaults = [(name, b"gzip, deflate" if name.lower() == b"accept-encoding" else value) for name, value in http.headers.raw]
+    return _Route(pool=pool, url=target, headers=((b"Host", parsed.netloc), *defaults), request=httpcore.Request)
+
+
+# httpcore's errors become the httpx errors of the same name, as httpx.HTTPTransport maps them.
+_HTTPCORE_ERRORS = (
+    "TimeoutException", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
+    "NetworkError", "ConnectError", "ReadError", "WriteError", "ProxyError", "UnsupportedProtocol",
+    "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
+)
+_ERROR_MAP: dict[type, type[httpx.HTTPError]] = {}  # filled on the first error
+
+
+def _httpx_error(exc: Exception) -> httpx.HTTPError | None:
+    """The httpx error for an httpcore one (the most specific class wins), else None."""
+    if not _ERROR_MAP:
+        import httpcore
+
+        _ERROR_MAP.update({getattr(httpcore, name): getattr(httpx, name) for name in _HTTPCORE_ERRORS})
+    for cls in type(exc).__mro__:
+        mapped = _ERROR_MAP.get(cls)
+        if mapped is not None:
+            return mapped(str(exc))
+    return None
+
+
+def _decode(content: bytes, encoding: str) -> bytes:
+    """Undo the ``gzip``/``deflate`` httpx's default Accept-Encoding allows; others pass as httpx passes them."""
+    for coding in reversed([part.strip().lower() for part in encoding.split(",")]):
+        try:
+            if coding == "gzip":
+                content = zlib.decompress(content, zlib.MAX_WBITS | 16)
+            elif coding == "deflate":
+                try:
+                    content = zlib.decompress(content)
+                except zlib.error:
+                    content = zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"cannot decode the {coding} answer: {exc}") from exc
+    return content
 
 
 def _sms_part(entry: Mapping[str, Any]) -> SmsPart:
@@ -662,7 +897,7 @@ def _throttled(api: str, attempts: int, retry_after: float | None) -> VonageErro
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: _Response) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
     value = response.headers.get("Retry-After")
     if not value:

@@ -63,6 +63,15 @@ def test_registered_secrets_never_reach_a_line(log_stream):
     assert text.count("[redacted]") >= 5
 
 
+def test_a_short_secret_registered_after_long_ones_is_still_blanked(log_stream):
+    # Texts shorter than the shortest secret skip the search: registering a shorter one lowers that bound.
+    register_secrets(["a-rather-long-secret-value"])
+    register_secrets(["k9x2"])
+    get_logger("t").info("k9x2", extra={"field": "k9x2", "list": ["k9x2"], "count": 3, "none": None})
+    (entry,) = lines(log_stream)
+    assert entry == {**entry, "message": "[redacted]", "field": "[redacted]", "list": ["[redacted]"], "count": 3, "none": None}
+
+
 def test_standard_library_loggers_go_through_the_same_filter(log_stream):
     register_secrets(["library-leaked-secret"])
     logging.getLogger("httpx").warning("GET https://x/?api_secret=library-leaked-secret")

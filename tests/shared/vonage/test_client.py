@@ -268,6 +268,20 @@ def test_send_sms_error_body_is_scrubbed_of_credentials(key_settings):
     assert API_SECRET not in dumped
 
 
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "json-escaped"])
+def test_an_accepted_sms_answer_is_scrubbed_of_credentials_too(key_settings, escaped):
+    # The scrub is skipped when the raw answer cannot hold the secret; an escaped copy of it
+    # (\u0071 for its "q") is not in the raw bytes but is in the parsed text, so it is scrubbed.
+    text = f"note: {API_SECRET}"
+    raw = json.dumps({"messages": [part("0", **{"error-text": text}), part("9", **{"error-text": text})]})
+    if escaped:
+        raw = raw.replace(API_SECRET, API_SECRET.replace("q", "\\u0071"))
+        assert API_SECRET.encode() not in raw.encode()
+    client, _ = make(key_settings, Recorder(httpx.Response(200, content=raw.encode())))
+    result = client.send_sms(to=TO, sender="Acme", text="hi")
+    assert [p.error_text for p in result.parts] == ["note: ***", "note: ***"]
+
+
 def test_send_sms_non_json_answer_is_vonage_error(key_settings):
     client, _ = make(key_settings, Recorder(httpx.Response(200, text="<html>proxy</html>")))
     with pytest.raises(VonageAPIError) as info:
