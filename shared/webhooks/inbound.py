@@ -3,7 +3,10 @@
 The path of one inbound webhook (after ``shared.webhooks.receive`` authenticated and parsed it):
 
 1. ``begin_event``: an atomic create of the delivery's dedupe document; a delivery already
-   processed completely ends here (``duplicate``).
+   processed completely ends here (``duplicate``). A complete message with nothing to hand on
+   (no keyword, no handler, not dispatched) skips steps 1-5: its record (handed off), its dedupe
+   document (done, with the outbox) and queued outbox marks are ONE transaction
+   (``_receive_settled``; ``shared.webhooks.dedupe``: folded dedupe).
 2. A part of a long SMS goes into its reassembly document (``shared.webhooks.concat``); until
    the last part is in, the answer is ``part_stored``.
 3. The complete message is created in collection ``inbound`` under its Vonage id (atomic
