@@ -217,6 +217,43 @@ def test_the_sweep_writes_its_own_processs_marks_and_never_republishes_them(stor
     assert store.get(EVENTS, "in:sms:S-1")["outbox_state"] == "published" and not is_mark_queued(store, EVENTS, "in:sms:S-1")
 
 
+def test_concurrent_copies_on_the_one_transaction_paths_are_processed_and_published_once(store):
+    from shared.messages.records import MESSAGES, attach_vonage_ids, new_message_record
+    from tests.fixtures.webhooks import sms_receipt
+
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    store.create(MESSAGES, "msg_c", new_message_record("msg_c", channel="sms", api="sms", to=USER, sender="Acme"))
+    attach_vonage_ids(store, "msg_c", [{"vonage_id": "V-C"}])
+    copies = 6
+    barrier = threading.Barrier(copies)
+    results: list[str] = []
+
+    def deliver(kind: str) -> None:
+        barrier.wait()
+        if kind == "inbound":
+            answer = receive_inbound(sms_inbound("hi", message_id="C-1"), settings=plain, store=store, bus=bus)
+        else:
+            answer = receive_status(sms_receipt("V-C", "delivered"), settings=plain, store=store, bus=bus)
+        results.append(answer["result"])
+
+    for kind in ("inbound", "status"):
+        results.clear()
+        threads = [threading.Thread(target=deliver, args=(kind,)) for _ in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first = "stored" if kind == "inbound" else "applied"
+        assert sorted(results) == sorted([first] + ["duplicate"] * (copies - 1)), (kind, results)
+    # One event each (a copy that finds the outbox pending while the first publishes may publish
+    # it too: same id, consumers drop it).
+    assert sorted({(e["type"], e["id"]) for e in bus.published}) == sorted(
+        {(INBOUND, event_id(INBOUND, "in:sms:C-1")), (STATUS, event_id(STATUS, "st:sms:V-C|delivered|0"))})
+    history = store.get(MESSAGES, "msg_c")["history"]
+    assert [entry["status"] for entry in history].count("delivered") == 1
+
+
 def test_marks_queued_and_taken_from_many_threads_are_each_written_once():
     from shared.events import outbox
 
