@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -220,7 +220,11 @@ def workflow_item_number(event: StatusEvent) -> int | None:
 
 
 def record_status_event(
-    store: StateStore, event: StatusEvent, *, finish: Callable[[Callable[[], bool]], Update] | None = None
+    store: StateStore,
+    event: StatusEvent,
+    *,
+    finish: Callable[[Callable[[], bool]], Sequence[Update]] | None = None,
+    begin: Callable[[], bool] | None = None,
 ) -> str:
     """Apply a receipt to its message, or park it until the message's ids are stored.
 
@@ -230,15 +234,19 @@ def record_status_event(
     item's status is found (and parked) by its workflow id when its own id is unknown.
 
     ``finish``: when the receipt applies straight to a message found by its own Vonage id (no
-    parking, no index to write after), the Update it returns is made in the same
+    parking, no index to write after), the Updates it returns are made in the same
     ``update_many`` as the message's, right after it (the webhook's dedupe "done" with its
-    outbox: one transaction instead of two). It is given a callable telling whether the message
-    changed, to be asked inside its ``fn``. Otherwise it is not used.
+    outbox, and queued outbox marks: one transaction). It is given a callable telling whether
+    the message changed, to be asked inside their ``fn``. Otherwise it is not used.
+    ``begin``: called before any write of the other paths (the webhook's dedupe ``begin_event``);
+    when it answers False nothing is written and the result is ``duplicate``.
     """
     workflow_id = workflow_id_of(event)
     own = _message_id_for(store, event.vonage_id)
     if own and finish is not None and not workflow_id:
         return "applied" if _apply(store, own, [event], finish=finish) else "duplicate"
+    if begin is not None and not begin():
+        return "duplicate"
     message_id = own or (workflow_id and _message_id_for(store, workflow_id))
     if not message_id:
         park_key = workflow_id or event.vonage_id
@@ -421,7 +429,7 @@ def _apply(
     message_id: str,
     events: list[StatusEvent],
     *,
-    finish: Callable[[Callable[[], bool]], Update] | None = None,
+    finish: Callable[[Callable[[], bool]], Sequence[Update]] | None = None,
 ) -> dict[str, Any] | None:
     changed = False
 
@@ -438,7 +446,7 @@ def _apply(
         return current if changed else None
 
     if finish is not None:
-        result = store.update_many([Update(MESSAGES, message_id, fn), finish(lambda: changed)])[0]
+        result = store.update_many([Update(MESSAGES, message_id, fn), *finish(lambda: changed)])[0]
     else:
         result = store.update(MESSAGES, message_id, fn)
     return result if changed else None

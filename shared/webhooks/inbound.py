@@ -3,7 +3,10 @@
 The path of one inbound webhook (after ``shared.webhooks.receive`` authenticated and parsed it):
 
 1. ``begin_event``: an atomic create of the delivery's dedupe document; a delivery already
-   processed completely ends here (``duplicate``).
+   processed completely ends here (``duplicate``). A complete message with nothing to hand on
+   (no keyword, no handler, not dispatched) skips steps 1-5: its record (handed off), its dedupe
+   document (done, with the outbox) and queued outbox marks are ONE transaction
+   (``_receive_settled``; ``shared.webhooks.dedupe``: folded dedupe).
 2. A part of a long SMS goes into its reassembly document (``shared.webhooks.concat``); until
    the last part is in, the answer is ``part_stored``.
 3. The complete message is created in collection ``inbound`` under its Vonage id (atomic
@@ -43,13 +46,13 @@ from typing import Any
 from shared.config import Settings
 from shared.errors import ConfigError, RecordExistsError, ServiceError, StoreError, ValidationError
 from shared.events.builders import inbound_event, optout_event
-from shared.events.outbox import flush, maybe_sweep, publish_recorded
+from shared.events.outbox import MarkRide, flush, maybe_sweep, publish_recorded
 from shared.log import get_logger
 from shared.messages.suppression import suppress, unsuppress
-from shared.store.base import StateStore
+from shared.store.base import StateStore, Update
 from shared.webhooks.clock import iso_time
 from shared.webhooks.concat import AssembledMessage, add_part
-from shared.webhooks.dedupe import EVENTS, begin_event, finish_event
+from shared.webhooks.dedupe import EVENTS, DuplicateDelivery, begin_event, finish_event, finish_update
 from shared.webhooks.formats import InboundEvent, normalise_address, parse_inbound
 from shared.webhooks.keywords import match_keyword
 
@@ -127,16 +130,24 @@ def receive_inbound(
         from shared.deps import get_bus
 
         bus = get_bus()
+    if event.concat is None:
+        record = _record_from_event(event, now)
+        settled = None if _dispatched(record, settings, bus) else _settled_handoff(record, settings=settings, now=now)
+        if settled is not None:
+            try:
+                return _receive_settled(store, event, record, settled, settings=settings, now=now, bus=bus)
+            except _HandoffUnfinished:
+                pass  # an earlier attempt left the record with its hand-off to run: the full path runs it
+
     if not begin_event(store, key, ttl=settings.dedupe_ttl, now=now):
-        log.info("inbound duplicate dropped", extra={"vonage_id": event.vonage_id, "channel": event.channel})
-        if bus is not None:
-            flush(store, bus, EVENTS, key)  # events a failed publish left behind go out now
-        return {"result": "duplicate", "id": event.vonage_id}
+        return _duplicate(store, event, bus=bus)
 
     if event.concat is not None:
         assembled = add_part(store, event, ttl=settings.concat_ttl, now=now)
         if assembled is None:
-            finish_event(store, key, ttl=settings.dedupe_ttl, now=now)
+            with MarkRide(store, exclude=[(EVENTS, key)]) as marks:
+                finish_event(store, key, ttl=settings.dedupe_ttl, now=now, also=marks.updates)
+                marks.landed()
             log.info(
                 "inbound part stored",
                 extra={"vonage_id": event.vonage_id, "part": event.concat.part, "total": event.concat.total},
@@ -147,7 +158,7 @@ def receive_inbound(
         record = _record_from_event(event, now)
     _link_choice(store, record)
 
-    dispatched = bus is not None and settings.inbound_dispatch == "bus" and match_keyword(record.get("text")) is None
+    dispatched = _dispatched(record, settings, bus)
     settled = None if dispatched else _settled_handoff(record, settings=settings, now=clock())
     if settled is not None:
         # Nothing to do for this message (no keyword, no handler): it is created handed off, so a
@@ -155,17 +166,7 @@ def receive_inbound(
         record["handoff"] = settled
     created = _store_record(store, record)
     if created:
-        log.info(
-            "inbound stored",
-            extra={
-                "message_id": record["id"],
-                "channel": record["channel"],
-                "from": record["from"],
-                "api": record["api"],
-                "parts": record["parts"],
-                "message_type": record["message_type"],
-            },
-        )
+        _log_stored(record)
     if dispatched:
         handoff: dict[str, Any] = {"action": "dispatched"}  # on_inbound runs the handler from the event
     elif created and settled is not None:
@@ -182,12 +183,89 @@ def receive_inbound(
         optout = optout_event(record, handoff, at=now)
         if optout is not None:
             events.append(optout)
-    finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events)
+    with MarkRide(store, exclude=[(EVENTS, key)]) as marks:
+        finish_event(store, key, ttl=settings.dedupe_ttl, now=now, events=events, also=marks.updates)
+        marks.landed()
     if events:
-        publish_recorded(store, bus, EVENTS, key, events)  # PublishError: 503, the retry publishes
+        # PublishError: 503, the retry publishes.
+        publish_recorded(store, bus, EVENTS, key, events, defer_mark=True)
     if bus is not None:
         maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
     return {"result": "stored" if created else "duplicate", "id": record["id"], "action": handoff.get("action")}
+
+
+def _dispatched(record: Mapping[str, Any], settings: Settings, bus: Any) -> bool:
+    """True when the reply handler runs from the bus (``on_inbound``), not in this webhook."""
+    return bus is not None and settings.inbound_dispatch == "bus" and match_keyword(record.get("text")) is None
+
+
+class _HandoffUnfinished(Exception):
+    """The record exists with a hand-off that is not done: the folded write is aborted."""
+
+
+def _duplicate(store: StateStore, event: InboundEvent, *, bus: Any, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    log.info("inbound duplicate dropped", extra={"vonage_id": event.vonage_id, "channel": event.channel})
+    if bus is not None:
+        # Events a failed publish left behind go out now.
+        flush(store, bus, EVENTS, event.dedupe_key, doc=doc, defer_mark=True)
+    return {"result": "duplicate", "id": event.vonage_id}
+
+
+def _receive_settled(
+    store: StateStore,
+    event: InboundEvent,
+    record: dict[str, Any],
+    settled: dict[str, Any],
+    *,
+    settings: Settings,
+    now: float,
+    bus: Any,
+) -> dict[str, Any]:
+    """A complete message with nothing to hand on: ONE transaction creates the record handed off,
+    reads and marks the dedupe record done with the outbox, and carries queued outbox marks
+    (``shared.webhooks.dedupe``: folded dedupe). A done dedupe record aborts it (a duplicate)."""
+    key = event.dedupe_key
+    _link_choice(store, record)
+    record["handoff"] = settled
+    found: list[dict[str, Any] | None] = []
+
+    def create(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        found.append(doc)  # the last run is the one that committed
+        return None if doc is not None else record
+
+    def handoff() -> dict[str, Any]:
+        return settled if found[-1] is None else dict(found[-1].get("handoff") or {})
+
+    def outcome() -> list[dict[str, Any]]:
+        if bus is None:
+            return []
+        optout = optout_event(record, handoff(), at=now)
+        return [inbound_event(record, at=now), *([optout] if optout is not None else [])]
+
+    finish = finish_update(key, ttl=settings.dedupe_ttl, now=now, events=outcome, folded=True)
+
+    def done(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if handoff().get("state") != "done" and not (doc is not None and doc.get("state") == "done"):
+            raise _HandoffUnfinished()
+        return finish.fn(doc)
+
+    with MarkRide(store, exclude=[(EVENTS, key)]) as marks:
+        try:
+            store.update_many([Update(INBOUND, record["id"], create), Update(EVENTS, key, done, ttl=finish.ttl),
+                               *marks.updates])
+        except DuplicateDelivery as copy:
+            return _duplicate(store, event, bus=bus, doc=copy.doc)
+        marks.landed()
+    created = found[-1] is None
+    if created:
+        _log_stored(record)
+    events = outcome()
+    if events:
+        # PublishError: 503, the retry publishes.
+        publish_recorded(store, bus, EVENTS, key, events, defer_mark=True)
+    if bus is not None:
+        maybe_sweep(store, bus)  # what no retry came back for (rarely: a query that finds nothing)
+    return {"result": "stored" if created else "duplicate", "id": record["id"], "action": handoff().get("action")}
 
 
 # ---- records -------------------------------------------------------------------------
@@ -271,6 +349,20 @@ def _link_choice(store: StateStore, record: dict[str, Any]) -> None:
     interactive_type = sent.get("interactive_type")
     if choice.get("kind") == "reply" and interactive_type in ("button", "list"):
         choice["kind"] = f"{interactive_type}_reply"
+
+
+def _log_stored(record: Mapping[str, Any]) -> None:
+    log.info(
+        "inbound stored",
+        extra={
+            "message_id": record["id"],
+            "channel": record["channel"],
+            "from": record["from"],
+            "api": record["api"],
+            "parts": record["parts"],
+            "message_type": record["message_type"],
+        },
+    )
 
 
 def _store_record(store: StateStore, record: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ from shared.events.base import EVENT_TYPES, INBOUND, OPTOUT, STATUS, VERIFY_COMP
 from shared.events.builders import batch_completed_event
 from shared.events.consumer import PROCESSED, ConsumerBusy, consume_once, unwrap
 from shared.events.embedded import EmbeddedBus
-from shared.events.outbox import OUTBOX_COLLECTION, record_and_publish, sweep
+from shared.events.outbox import OUTBOX_COLLECTION, SWEEP_GRACE, flush_marks, is_mark_queued, record_and_publish, sweep
 from shared.webhooks import inbound as inbound_module
 from shared.webhooks.dedupe import EVENTS
 from shared.webhooks.inbound import INBOUND as INBOUND_COLLECTION
@@ -101,7 +101,10 @@ def test_an_inbound_message_is_published_once_with_e164_numbers_and_its_conversa
     assert "raw" not in event["data"] and "handoff" not in event["data"]
     assert bus.ordering_keys == [f"{OURS}:{USER}"]
     doc = store.get(EVENTS, "in:sms:M-1")
-    assert doc["state"] == "done" and doc["outbox_state"] == "published" and doc["outbox"][0]["id"] == event["id"]
+    assert doc["state"] == "done" and doc["outbox"][0]["id"] == event["id"]
+    # The mark waits for this process's next webhook write (its own copy cannot carry it).
+    assert doc["outbox_state"] == "pending" and is_mark_queued(store, EVENTS, "in:sms:M-1")
+    assert flush_marks(store) == 1 and store.get(EVENTS, "in:sms:M-1")["outbox_state"] == "published"
     assert len(send.calls) == 1
 
 
@@ -126,6 +129,10 @@ def test_a_failed_publish_answers_503_keeps_the_event_and_vonages_retry_publishe
     # Vonage retries the webhook: the pending event goes out, nothing is done twice.
     assert receive_inbound(params, settings=settings(), store=store, send=send, bus=bus)["result"] == "duplicate"
     assert [e["id"] for e in bus.published] == [pending["outbox"][0]["id"]]
+    assert is_mark_queued(store, EVENTS, "in:sms:M-3")  # a copy now would not publish it again
+    assert receive_inbound(params, settings=settings(), store=store, send=send, bus=bus)["result"] == "duplicate"
+    assert [e["id"] for e in bus.published] == [pending["outbox"][0]["id"]]
+    flush_marks(store)
     assert store.get(EVENTS, "in:sms:M-3")["outbox_state"] == "published"
     assert len(send.calls) == 1 and len(bots.CALLS) == 1
 
@@ -137,10 +144,143 @@ def test_the_sweep_publishes_what_no_retry_came_for(store, store_clock):
         receive_inbound(messages_inbound(text="yo", message_uuid="U-1"), settings=settings(), store=store,
                         send=RecordingSender(), bus=bus, clock=store_clock)
     assert sweep(store, bus, now=store_clock()) == 0  # within its grace the webhook's retry owns it
-    assert sweep(store, bus, now=store_clock() + 60) == 1
+    assert sweep(store, bus, now=store_clock() + SWEEP_GRACE - 1) == 0
+    assert sweep(store, bus, now=store_clock() + SWEEP_GRACE + 1) == 1
     assert [e["data"]["id"] for e in bus.published] == ["U-1"]
-    assert sweep(store, bus, now=store_clock() + 120) == 0
+    assert sweep(store, bus, now=store_clock() + 2 * SWEEP_GRACE) == 0
     assert store.get(EVENTS, "in:messages:U-1")["outbox_state"] == "published"
+
+
+def test_a_failed_publish_on_the_one_transaction_path_answers_503_and_the_retry_publishes_once(store):
+    # No handler, no keyword: record, dedupe and outbox in one transaction (folded dedupe).
+    bus = RecordingBus()
+    bus.fail = 1
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    params = sms_inbound("hi", message_id="F-1")
+    with pytest.raises(PublishError):
+        receive_inbound(params, settings=plain, store=store, send=RecordingSender(), bus=bus)
+    pending = store.get(EVENTS, "in:sms:F-1")
+    assert pending["state"] == "done" and pending["outbox_state"] == "pending"
+    assert not is_mark_queued(store, EVENTS, "in:sms:F-1")  # nothing went out: nothing to mark
+    assert receive_inbound(params, settings=plain, store=store, send=RecordingSender(), bus=bus)["result"] == "duplicate"
+    assert receive_inbound(params, settings=plain, store=store, send=RecordingSender(), bus=bus)["result"] == "duplicate"
+    assert [e["id"] for e in bus.published] == [pending["outbox"][0]["id"]]  # once
+
+
+def test_a_queued_mark_rides_on_the_next_webhook_write_of_the_process(store):
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    receive_inbound(sms_inbound("one", message_id="R-1"), settings=plain, store=store, bus=bus)
+    assert store.get(EVENTS, "in:sms:R-1")["outbox_state"] == "pending" and is_mark_queued(store, EVENTS, "in:sms:R-1")
+    receive_status(messages_status("U-R", "delivered"), settings=plain, store=store, bus=bus)  # a parked receipt
+    assert store.get(EVENTS, "in:sms:R-1")["outbox_state"] == "published"
+    assert not is_mark_queued(store, EVENTS, "in:sms:R-1")
+    assert is_mark_queued(store, EVENTS, status_event_key(parse_status(messages_status("U-R", "delivered"))))
+
+
+def test_a_write_that_fails_gives_its_marks_back(store):
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    faulty = FaultyStore(store)
+    receive_inbound(sms_inbound("one", message_id="G-1"), settings=plain, store=faulty, bus=bus)
+    faulty.fail("update", INBOUND_COLLECTION)
+    with pytest.raises(StoreError):
+        receive_inbound(sms_inbound("two", message_id="G-2"), settings=plain, store=faulty, bus=bus)
+    assert is_mark_queued(faulty, EVENTS, "in:sms:G-1") and store.get(EVENTS, "in:sms:G-2") is None
+    receive_inbound(sms_inbound("two", message_id="G-2"), settings=plain, store=faulty, bus=bus)
+    assert store.get(EVENTS, "in:sms:G-1")["outbox_state"] == "published"
+    assert [e["data"]["id"] for e in bus.published] == ["G-1", "G-2"]
+
+
+def test_a_mark_that_never_rides_is_republished_once_by_the_sweep(store, store_clock):
+    from tests.fixtures.roundtrips import CountingStore
+
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    instance = CountingStore(store)  # an instance that published, queued its mark, then stopped
+    receive_inbound(sms_inbound("one", message_id="D-1"), settings=plain, store=instance, bus=bus, clock=store_clock)
+    assert is_mark_queued(instance, EVENTS, "in:sms:D-1")
+    # Another instance's sweep: within the grace it leaves the document to its own instance...
+    assert sweep(store, bus, now=store_clock() + SWEEP_GRACE - 1) == 0
+    # ...after it, publishes it again (consumers dedupe by id), once, and marks it.
+    assert sweep(store, bus, now=store_clock() + SWEEP_GRACE + 1) == 1
+    assert sweep(store, bus, now=store_clock() + 2 * SWEEP_GRACE) == 0
+    assert [e["data"]["id"] for e in bus.published] == ["D-1", "D-1"]
+    assert store.get(EVENTS, "in:sms:D-1")["outbox_state"] == "published"
+
+
+def test_the_sweep_writes_its_own_processs_marks_and_never_republishes_them(store, store_clock):
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    receive_inbound(sms_inbound("one", message_id="S-1"), settings=plain, store=store, bus=bus, clock=store_clock)
+    assert sweep(store, bus, now=store_clock() + 10 * SWEEP_GRACE) == 0
+    assert [e["data"]["id"] for e in bus.published] == ["S-1"]
+    assert store.get(EVENTS, "in:sms:S-1")["outbox_state"] == "published" and not is_mark_queued(store, EVENTS, "in:sms:S-1")
+
+
+def test_concurrent_copies_on_the_one_transaction_paths_are_processed_and_published_once(store):
+    from shared.messages.records import MESSAGES, attach_vonage_ids, new_message_record
+    from tests.fixtures.webhooks import sms_receipt
+
+    bus = RecordingBus()
+    plain = Settings(signature_secret="s" * 32, inbound_handler=None)
+    store.create(MESSAGES, "msg_c", new_message_record("msg_c", channel="sms", api="sms", to=USER, sender="Acme"))
+    attach_vonage_ids(store, "msg_c", [{"vonage_id": "V-C"}])
+    copies = 6
+    barrier = threading.Barrier(copies)
+    results: list[str] = []
+
+    def deliver(kind: str) -> None:
+        barrier.wait()
+        if kind == "inbound":
+            answer = receive_inbound(sms_inbound("hi", message_id="C-1"), settings=plain, store=store, bus=bus)
+        else:
+            answer = receive_status(sms_receipt("V-C", "delivered"), settings=plain, store=store, bus=bus)
+        results.append(answer["result"])
+
+    for kind in ("inbound", "status"):
+        results.clear()
+        threads = [threading.Thread(target=deliver, args=(kind,)) for _ in range(copies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first = "stored" if kind == "inbound" else "applied"
+        assert sorted(results) == sorted([first] + ["duplicate"] * (copies - 1)), (kind, results)
+    # One event each (a copy that finds the outbox pending while the first publishes may publish
+    # it too: same id, consumers drop it).
+    assert sorted({(e["type"], e["id"]) for e in bus.published}) == sorted(
+        {(INBOUND, event_id(INBOUND, "in:sms:C-1")), (STATUS, event_id(STATUS, "st:sms:V-C|delivered|0"))})
+    history = store.get(MESSAGES, "msg_c")["history"]
+    assert [entry["status"] for entry in history].count("delivered") == 1
+
+
+def test_marks_queued_and_taken_from_many_threads_are_each_written_once():
+    from shared.events import outbox
+
+    class Owner:  # a stand-in store object: the queue only keys on it
+        pass
+
+    owner: Any = Owner()
+    refs = [(EVENTS, f"k{n}") for n in range(400)]
+    taken: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(chunk: list[tuple[str, str]]) -> None:
+        for collection, key in chunk:
+            outbox._queue_mark(owner, collection, key)
+            with outbox.MarkRide(owner) as ride:
+                with lock:
+                    taken.extend((u.collection, u.key) for u in ride.updates)
+                ride.landed()
+
+    threads = [threading.Thread(target=work, args=(refs[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == sorted(refs)  # each mark rode exactly once
+    assert not any(outbox.is_mark_queued(owner, c, k) for c, k in refs)
 
 
 def test_a_store_failure_before_the_outbox_write_publishes_nothing_and_the_retry_publishes_once(store):
@@ -327,7 +467,7 @@ def test_emit_batch_completed_never_fails_the_send_path_and_the_sweep_publishes_
     assert emit_batch_completed("B-2", {"total": 1}, store=store, bus=bus, ttl=3600) is True
     assert bus.published == []
     assert emit_batch_completed("B-2", {"total": 1}, store=store, bus=bus, ttl=3600) is False
-    assert sweep(store, bus, now=time.time() + 60) == 1
+    assert sweep(store, bus, now=time.time() + SWEEP_GRACE + 1) == 1
     assert [e["data"]["batch_id"] for e in bus.published] == ["B-2"]
     assert emit_batch_completed("B-3", {"total": 1}, store=store, bus=None) is False
 

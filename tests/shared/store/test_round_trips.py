@@ -190,26 +190,26 @@ def _sent_message(store: StateStore, message_id: str, vonage_id: str) -> None:
     attach_vonage_ids(store, message_id, [{"vonage_id": vonage_id}])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the budget assertion: any other error fails the test
-    reason="shared/webhooks/status.py: dedupe create, index get, the message update with the dedupe finish "
-    "and its outbox (one update_many), the outbox's mark-published update: 6 round trips on PostgreSQL and "
-    "Firestore, 4 on SQLite",
+STATUS_RECEIPT_MISS = (
+    "shared/webhooks/status.py: the Vonage id must be turned into our message id (message_ids.get, 1 round "
+    "trip) before the transaction that reads the message FOR UPDATE with the dedupe record and writes both "
+    "(one update_many, 2 round trips on PostgreSQL and Firestore): 3 round trips there, 2 on SQLite. Two "
+    "dependent reads: fitting 2 needs the status written where the Vonage id alone finds it (a data-model "
+    "change to shared/messages/records.py)"
 )
-def test_a_status_receipt_fits_the_webhook_budget(store: StateStore, counting: CountingStore) -> None:
+
+
+def test_a_status_receipt_fits_the_webhook_budget(store: StateStore, counting: CountingStore,
+                                                  request: pytest.FixtureRequest) -> None:
+    if store.name in ("postgres", "firestore"):
+        # Only the budget assertion may fail (raises=): any other error fails the test.
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=STATUS_RECEIPT_MISS))
     _sent_message(store, "msg_1", "V1")
     result = receive_status(sms_receipt("V1", "delivered"), settings=WEBHOOK_SETTINGS, store=counting)
     _require(result["result"] == "applied", result)
     assert counting.round_trips <= WEBHOOK_EVENT_BUDGET, counting.summary()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # only the budget assertion: any other error fails the test
-    reason="shared/webhooks/inbound.py: dedupe create, record create, dedupe finish update (it carries the "
-    "outbox), then the outbox's mark-published update: 6 round trips on PostgreSQL and Firestore, 4 on SQLite",
-)
 def test_an_inbound_message_fits_the_webhook_budget(store: StateStore, counting: CountingStore) -> None:
     result = receive_inbound(sms_inbound("hi", message_id="M-1"), settings=WEBHOOK_SETTINGS, store=counting,
                              send=lambda **kwargs: {"sent": True})
@@ -223,30 +223,56 @@ def test_a_status_receipt_applies_and_finishes_its_dedupe_in_one_write(store: St
     result = receive_status(sms_receipt("V2", "delivered"), settings=WEBHOOK_SETTINGS, store=counting)
     assert result == {"result": "applied", "id": "V2", "status": "delivered"}
     assert [(c.collection, c.method) for c in counting.calls] == [
-        ("webhook_events", "create"), ("message_ids", "get"), ("messages+webhook_events", "update_many"),
-        ("webhook_events", "update"),  # the outbox's event marked published
+        ("message_ids", "get"), ("messages+webhook_events", "update_many"),  # no dedupe create, no mark write
     ], counting.summary()
+    assert counting.round_trips == {"sqlite": 2, "postgres": 3, "firestore": 3}[store.name], counting.summary()
     assert store.get(MESSAGES, "msg_2")["status"] == "delivered"  # type: ignore[index]
     assert [doc["state"] for doc in store.query("webhook_events")] == ["done"]
-    again = receive_status(sms_receipt("V2", "delivered"), settings=WEBHOOK_SETTINGS, store=store)
+    counting.reset()
+    again = receive_status(sms_receipt("V2", "delivered"), settings=WEBHOOK_SETTINGS, store=counting)
     assert again["result"] == "duplicate"
+    # The copy reads the same documents, finds its dedupe record done, and writes nothing (the
+    # mark of the first one's event cannot ride on its own copy: it stays queued, nothing is republished).
+    assert [(c.collection, c.method) for c in counting.calls] == [
+        ("message_ids", "get"), ("messages+webhook_events", "update_many")], counting.summary()
+    assert store.get("webhook_events", "st:sms:V2|delivered|0")["outbox_state"] == "pending"  # type: ignore[index]
 
 
-def test_an_inbound_message_with_nothing_to_hand_on_is_created_handed_off(store: StateStore,
-                                                                         counting: CountingStore) -> None:
-    # No keyword, no handler: no claim, no release, no re-read of the record (was 9 round trips on PostgreSQL).
+def test_an_inbound_message_with_nothing_to_hand_on_is_one_transaction(store: StateStore,
+                                                                      counting: CountingStore) -> None:
+    # No keyword, no handler: the record (handed off), the dedupe record (done, with the outbox)
+    # in one update_many; the outbox's mark waits for the next webhook's transaction.
     result = receive_inbound(sms_inbound("hi", message_id="M-2"), settings=WEBHOOK_SETTINGS, store=counting,
                              send=lambda **kwargs: {"sent": True})
     assert result == {"result": "stored", "id": "M-2", "action": "none"}
     assert [(c.collection, c.method) for c in counting.calls] == [
-        ("webhook_events", "create"), ("inbound", "create"), ("webhook_events", "update"),  # finish + outbox
-        ("webhook_events", "update"),  # the outbox's events marked published
-    ], counting.summary()
+        ("inbound+webhook_events", "update_many")], counting.summary()
     handoff = store.get("inbound", "M-2")["handoff"]  # type: ignore[index]
     assert handoff["state"] == "done" and handoff["action"] == "none" and "claim" not in handoff
-    again = receive_inbound(sms_inbound("hi", message_id="M-2"), settings=WEBHOOK_SETTINGS, store=store,
+    counting.reset()
+    again = receive_inbound(sms_inbound("hi", message_id="M-2"), settings=WEBHOOK_SETTINGS, store=counting,
                             send=lambda **kwargs: {"sent": True})
     assert again["result"] == "duplicate"
+    # The mark of M-2's events cannot ride on its own copy (the same document): it stays queued.
+    assert [(c.collection, c.method) for c in counting.calls] == [
+        ("inbound+webhook_events", "update_many")], counting.summary()
+    assert store.get("inbound", "M-2")["handoff"] == handoff
+
+
+def test_the_next_webhook_carries_the_outbox_marks_at_no_extra_round_trip(store: StateStore,
+                                                                         counting: CountingStore) -> None:
+    first = receive_inbound(sms_inbound("hi", message_id="M-3"), settings=WEBHOOK_SETTINGS, store=counting,
+                            send=lambda **kwargs: {"sent": True})
+    _require(first["result"] == "stored", first)
+    assert store.get("webhook_events", "in:sms:M-3")["outbox_state"] == "pending"  # type: ignore[index]
+    counting.reset()
+    receive_inbound(sms_inbound("hi", message_id="M-4"), settings=WEBHOOK_SETTINGS, store=counting,
+                    send=lambda **kwargs: {"sent": True})
+    assert [(c.collection, c.method) for c in counting.calls] == [
+        ("inbound+webhook_events+webhook_events", "update_many")], counting.summary()
+    assert counting.round_trips <= WEBHOOK_EVENT_BUDGET
+    assert store.get("webhook_events", "in:sms:M-3")["outbox_state"] == "published"  # type: ignore[index]
+    assert store.get("webhook_events", "in:sms:M-4")["outbox_state"] == "pending"  # type: ignore[index]
 
 
 # ---- a sent recipient: at most 2 beyond the idempotency claim -----------------------------------
