@@ -20,7 +20,7 @@ WEBHOOK_FUNCTIONS=(inbound status)
 # shared/ (`grep -rn "ttl=" shared/`); tests/deploy/test_firestore_layout.py fails when
 # one is missing. Expiry is also checked in code: TTL deletion can lag by a day.
 TTL_FIELD="expire_at"
-TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_parts parked_receipts queue_tasks ratelimits verifications webhook_events)
+TTL_COLLECTIONS=(budgets events_outbox events_processed idempotency inbound_parts message_ids queue_tasks ratelimits verifications webhook_events)
 
 # Composite indexes the queries in shared/ need on Firestore (an equality filter on one
 # field ordered by another), one per entry: "collection field:order[,field:order...]".

@@ -8,9 +8,10 @@ charge is an atomic read-check-write (all the charges of one call in one store t
 called: a refused charge costs nothing and writes nothing, so concurrent callers on any
 number of instances can never spend more than the budget between them.
 
-- :func:`charge_send`: once per recipient, right before the Vonage call, from the one
+- :func:`send_charges`: once per recipient, right before the Vonage call, from the one
   per-recipient send routine (``shared.messages.service``), whatever called it (the send
-  function, a queued delivery, an inbound reply). It charges one message and the text's
+  function, a queued delivery, an inbound reply), in the store transaction that also claims
+  the recipient's idempotency key and creates its message record. It charges one message and the text's
   SMS parts against the caller's budgets (``SEND_BUDGET_PER_TOKEN``,
   ``SEND_PARTS_BUDGET_PER_TOKEN``) and the deployment's (``SEND_BUDGET_GLOBAL``,
   ``SEND_PARTS_BUDGET_GLOBAL``).
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from shared.phone import PhoneNumber
     from shared.store.base import Charge, StateStore
 
-__all__ = ["BUDGET_COLLECTION", "charge_send", "charge_verify_start", "verify_start_charges", "window_start"]
+__all__ = ["BUDGET_COLLECTION", "charge_send", "charge_verify_start", "send_charges", "verify_start_charges", "window_start"]
 
 BUDGET_COLLECTION = "budgets"
 # A document outlives its window by this much, so a late reader still sees the window's count.
@@ -76,8 +77,19 @@ def charge_send(
     """Charge one message of ``parts`` SMS parts to ``scope`` (the caller) and to the deployment.
 
     Raises BudgetExhaustedError (429) when any of the four budgets would be exceeded; then
-    nothing is charged anywhere.
+    nothing is charged anywhere. The send path passes :func:`send_charges` in its own
+    transaction instead (with the idempotency claim and the message record).
     """
+    charges = send_charges(settings, scope=scope, parts=parts, now=clock())
+    if charges:
+        # All or nothing, in one store transaction on the built-in backends (StateStore.hit_many's
+        # charges; elsewhere one update each, given back on a refusal).
+        store.hit_many([], then=charges)
+
+
+def send_charges(settings: Settings, *, scope: str, parts: int, now: float) -> list[Charge]:
+    """The send budgets of one message as :class:`~shared.store.base.Charge` items for
+    :meth:`StateStore.hit_many`, all or none: a refusal (BudgetExhaustedError) charges none."""
     caller = _lines(
         ("SEND_BUDGET_PER_TOKEN", "messages", 1, settings.send_budget_per_token),
         ("SEND_PARTS_BUDGET_PER_TOKEN", "parts", parts, settings.send_parts_budget_per_token),
@@ -86,16 +98,11 @@ def charge_send(
         ("SEND_BUDGET_GLOBAL", "messages", 1, settings.send_budget_global),
         ("SEND_PARTS_BUDGET_GLOBAL", "parts", parts, settings.send_parts_budget_global),
     )
-    now = clock()
-    charges = [
+    return [
         _count_charge(owner, group, window, now)
         for owner, lines in ((f"send:caller:{_digest(scope)}", caller), ("send:global", deployment))
         for window, group in _by_window(lines).items()
     ]
-    if charges:
-        # All or nothing, in one store transaction on the built-in backends (StateStore.hit_many's
-        # charges; elsewhere one update each, given back on a refusal).
-        store.hit_many([], then=charges)
 
 
 def charge_verify_start(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import BadRequestError, ConflictError, RecordExistsError
-from shared.store.base import StateStore, Update
+from shared.store.base import Charge, StateStore, Update
 
 __all__ = [
     "IDEMPOTENCY",
@@ -48,9 +48,11 @@ __all__ = [
     "IdempotencyInProgressError",
     "IdempotencyKeyReusedError",
     "claim",
+    "claim_charge",
     "complete",
     "derive_key",
     "forget",
+    "held",
     "mark_unknown",
     "release",
     "store_key",
@@ -156,6 +158,53 @@ def claim(
     if after is None:  # pragma: no cover - take() always writes when the document is absent
         raise IdempotencyInProgressError("the idempotency key is busy; retry shortly", retry_after=IN_PROGRESS_RETRY_AFTER)
     return _verdict(key, owner, after, fingerprint, clock)
+
+
+class KeyAlreadyUsed(Exception):
+    """Raised inside :func:`claim_charge`'s transaction: the key completed; ``claim`` carries its result."""
+
+    def __init__(self, claim_: Claim) -> None:
+        super().__init__("the idempotency key has a stored result")
+        self.claim = claim_
+
+
+def claim_charge(
+    key: str, fingerprint: str, *, in_progress_ttl: float, clock: Callable[[], float] = time.time
+) -> tuple[Claim, Charge]:
+    """:func:`claim` as the first write of a bigger transaction (``StateStore.hit_many``'s charges:
+    the send's suppression check, budgets and message record travel with it, all or none).
+
+    Returns the Claim the attempt holds once the transaction commits, and the Charge. Its ``fn``
+    takes an absent (or expired) key and one released by the same request, like :func:`claim`;
+    otherwise it raises, so nothing in the transaction is written: KeyAlreadyUsed (a completed
+    key: replay ``exc.claim.result``), IdempotencyInProgressError or IdempotencyKeyReusedError.
+    Two concurrent claims serialize on the key's document (the transaction reads it), so one wins.
+    ``undo`` writes nothing: where the charges cannot share one transaction the caller
+    :func:`forget`s the claim when a later charge refuses.
+    """
+    owner = uuid.uuid4().hex
+    now = clock()
+    fresh = {"status": "in_progress", "fingerprint": fingerprint, "owner": owner, "started_at": now,
+             "expires_at": now + in_progress_ttl}
+
+    def take(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc is None or (doc.get("status") == "released" and doc.get("fingerprint") == fingerprint):
+            return dict(fresh)
+        raise KeyAlreadyUsed(_verdict(key, owner, doc, fingerprint, clock))
+
+    return Claim(key, owner, fingerprint, acquired=True), Charge(IDEMPOTENCY, key, take, lambda doc: None,
+                                                                 ttl=in_progress_ttl)
+
+
+def held(store: StateStore, key: str, fingerprint: str, *, clock: Callable[[], float] = time.time) -> Claim | None:
+    """What a claim of ``key`` would find, writing nothing: None when it could be taken, a Claim
+    with the stored result of a completed key; raises like :func:`claim` for a key held by another
+    attempt or used with another request. For a send refused before its claim (nothing to hold):
+    a retry of a completed request still gets its stored answer."""
+    doc = store.get(IDEMPOTENCY, key)
+    if doc is None or (doc.get("status") == "released" and doc.get("fingerprint") == fingerprint):
+        return None
+    return _verdict(key, "", doc, fingerprint, clock)
 
 
 def complete(

@@ -13,8 +13,11 @@ a record dict, plus the few store calls that apply them transactionally:
   code, timestamp) is remembered in the history, which keeps arrival order.
 - SMS API messages have one Vonage id per part; the message status is the aggregate
   (delivered when every part is, failed as soon as one part failed, naming it).
-- A receipt for a Vonage id we have not indexed yet is parked (``parked_receipts``)
-  and merged when the send stores its ids; both sides re-check, so none is dropped.
+- A receipt for a Vonage id we have not indexed yet is parked IN the id's index document
+  (``message_ids/<vonage id>``: ``{"events": [...]}``, expiring after ``PARKED_TTL``), and the
+  send merges it in the transaction that writes the index (``{"message_id": ...}``). Both sides
+  read and write that one document in a transaction, so every backend serializes them: a receipt
+  that comes second finds the message id and applies itself, a sender that comes second merges.
 - A failover workflow (one request, several items tried in order) has one record with
   ``items`` (channel, type, status, history each) and ``workflow_id``, which is indexed like a
   Vonage id: a later item's status may carry a ``message_uuid`` we never saw, but always its
@@ -33,12 +36,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.errors import RecordExistsError
-from shared.store.base import StateStore, Update
+from shared.store.base import NO_EXPIRY, StateStore, Update
 
 __all__ = [
     "MESSAGES",
     "MESSAGE_IDS",
-    "PARKED",
     "FINAL_FAILURES",
     "StatusEvent",
     "apply_event",
@@ -50,9 +52,10 @@ __all__ = [
 ]
 
 MESSAGES = "messages"
-MESSAGE_IDS = "message_ids"  # Vonage id -> our id
-PARKED = "parked_receipts"  # Vonage id -> events that arrived before the id was indexed
-PARKED_TTL = 3 * 86400.0  # SMS receipts can arrive for 72 h
+# Vonage id (or failover workflow id) -> {"message_id": our id}, or, before the send stored it,
+# {"events": [...]}: the receipts that arrived first, parked until the send merges them.
+MESSAGE_IDS = "message_ids"
+PARKED_TTL = 3 * 86400.0  # SMS receipts can arrive for 72 h: an unclaimed parked document expires
 MAX_HISTORY = 100
 
 # How far along a status is. Equal ranks never replace each other (first final outcome wins).
@@ -228,9 +231,11 @@ def record_status_event(
 ) -> str:
     """Apply a receipt to its message, or park it until the message's ids are stored.
 
-    Returns ``applied``, ``duplicate`` or ``parked``. Parking happens BEFORE the final
-    index check, and the sender merges parked events AFTER writing the index, so a
-    receipt racing the send response is merged by whichever side comes second. A failover
+    Returns ``applied``, ``duplicate`` or ``parked``. An unknown id parks the event in its
+    own index document (a failover item's status: its workflow id's) in one transaction; when
+    that transaction finds the message id there (the send indexed it meanwhile), the event is
+    applied instead. The send merges parked events in the transaction that writes the index, so
+    a receipt racing the send response is merged by whichever side comes second. A failover
     item's status is found (and parked) by its workflow id when its own id is unknown.
 
     ``finish``: when the receipt applies straight to a message found by its own Vonage id (no
@@ -250,8 +255,8 @@ def record_status_event(
     message_id = own or (workflow_id and _message_id_for(store, workflow_id))
     if not message_id:
         park_key = workflow_id or event.vonage_id
-        store.update(PARKED, park_key, lambda doc: _park(doc, event), ttl=PARKED_TTL)
-        message_id = _message_id_for(store, event.vonage_id) or (workflow_id and _message_id_for(store, workflow_id))
+        index = store.update(MESSAGE_IDS, park_key, lambda doc: _park(doc, event), ttl=PARKED_TTL)
+        message_id = (index or {}).get("message_id")
         if not message_id:
             return "parked"
     applied = _apply(store, message_id, [event])
@@ -272,14 +277,34 @@ def attach_vonage_ids(
     workflow_id: str | None = None,
     also: Update | None = None,
 ) -> dict[str, Any] | None:
-    """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts.
+    """Record Vonage's acceptance (one part per Vonage id), index the ids, merge parked receipts:
+    one ``update_many`` (one transaction on every built-in backend).
 
     ``workflow_id`` (a failover send) is stored and indexed too, and receipts parked under it merged.
     ``remaining_balance`` is the account balance the SMS API reported after this send.
-    ``also``: another document's update made with the acceptance, in one ``update_many`` (the
-    idempotency key's completion: one transaction instead of two).
+    ``also``: another document's update made in the same write (the idempotency key's completion).
+
+    Receipts that came first are parked in the index documents themselves (record_status_event):
+    the index documents are read and written in the transaction, before the record, so a receipt
+    parking at the same moment is either seen here or finds the message id (PostgreSQL: the
+    second insert of a new index row violates the key and its transaction runs again; Firestore:
+    a transaction's read of a missing document conflicts with another's write of it; SQLite: one
+    writer at a time). Merged events stay in the index document (harmless: an event applies once),
+    so a store without a multi-document transaction that fails between the two writes merges
+    them again on the retry.
     """
     part_list = [dict(part) for part in parts]
+    keys = list(dict.fromkeys([part["vonage_id"] for part in part_list] + ([workflow_id] if workflow_id else [])))
+    parked: dict[str, list[StatusEvent]] = {}  # per index document; rewritten when fn runs again
+
+    def index(key: str) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+        def fn(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+            parked[key] = [StatusEvent.from_dict(item) for item in (doc or {}).get("events", [])]
+            if doc is not None and doc.get("message_id"):
+                return None  # indexed already (this write retried after an unknown outcome)
+            return {**(doc or {}), "message_id": message_id}
+
+        return fn
 
     def accept(doc: dict[str, Any] | None) -> dict[str, Any] | None:
         if doc is None:
@@ -315,23 +340,16 @@ def attach_vonage_ids(
             doc.update(_aggregate(doc.get("status", "pending"), merged))
         doc["submitted_at"] = doc.get("submitted_at") or _iso(now)
         doc["updated_at"] = _iso(now)
+        for key in keys:
+            for event in parked.get(key, []):
+                doc = apply_event(doc, event) or doc  # None: applied before (a duplicate)
         return doc
 
+    updates = [Update(MESSAGE_IDS, key, index(key), ttl=NO_EXPIRY) for key in keys]
+    updates.append(Update(MESSAGES, message_id, accept))
     if also is not None:
-        record = store.update_many([Update(MESSAGES, message_id, accept), also])[0]
-    else:
-        record = store.update(MESSAGES, message_id, accept)
-    keys = [part["vonage_id"] for part in part_list] + ([workflow_id] if workflow_id else [])
-    for key in keys:
-        _index(store, key, message_id)
-    parked: list[StatusEvent] = []
-    for key in keys:
-        doc = store.get(PARKED, key)
-        if doc:
-            parked.extend(StatusEvent.from_dict(item) for item in doc.get("events", []))
-    if parked:
-        record = _apply(store, message_id, parked) or store.get(MESSAGES, message_id)
-    return record
+        updates.append(also)
+    return store.update_many(updates)[len(keys)]
 
 
 def mark_failed(store: StateStore, message_id: str, *, code: str, message: str, vonage_code: str | None = None,
@@ -420,6 +438,7 @@ def _workflow_status(current: str, items: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _message_id_for(store: StateStore, vonage_id: str) -> str | None:
+    """Our message id for a Vonage (or workflow) id; None when unknown or only parked receipts wait there."""
     doc = store.get(MESSAGE_IDS, vonage_id)
     return doc.get("message_id") if doc else None
 
@@ -453,6 +472,9 @@ def _apply(
 
 
 def _park(doc: dict[str, Any] | None, event: StatusEvent) -> dict[str, Any] | None:
+    """The index document with ``event`` parked in it; None (no write) once it names the message."""
+    if doc is not None and doc.get("message_id"):
+        return None
     events = list((doc or {}).get("events", []))
     if any(StatusEvent.from_dict(item).event_key == event.event_key for item in events):
         return None

@@ -7,18 +7,22 @@ through exactly the same steps; :func:`get_message` serves ``GET /send/<id>``.
 For each recipient, in this order:
 
 1. Bad numbers and repeats in a bulk list are reported, not sent.
-2. Idempotency (``shared.messages.idempotency``): the request key, then the per-recipient key
-   ``key + ":" + E.164``, are claimed in the store BEFORE Vonage is called. A completed key
-   replays its stored result; a key held by another attempt answers "in progress".
-3. The suppression list: an opted-out number is not sent to (``opted_out``).
-4. The message record (``shared.messages.records``) is written, ``pending``.
+2. The request's idempotency key is claimed in the store (the whole request's guard).
+3. A failover plan that no item can reach (a closed WhatsApp window) is refused, writing nothing.
+4. ONE store transaction per recipient, all or none, BEFORE Vonage is called: the recipient's
+   idempotency key ``key + ":" + E.164`` is claimed (``shared.messages.idempotency``: a completed
+   key replays its stored result, a key held by another attempt answers "in progress"), the
+   suppression list is read (an opted-out number is not sent to: ``opted_out``), the send
+   budgets are charged (``shared.budget``: ``budget_exhausted``) and the message record
+   (``shared.messages.records``) is created, ``pending``. A refusal writes none of them.
 5. Vonage is called in a paced slot (``shared.messages.pacing``); the client retries
    throttling and 5xx itself, the pacer backs off the whole process on top.
-6. Accepted: the record gets Vonage's ids (one per SMS part) and ``submitted``; the key is
-   completed with the result. Refused (nothing sent): the record is ``failed``, the key is
-   released so the same request can be retried once the cause is fixed. Outcome unknown
-   (a timeout after the request left): the record stays ``pending`` with the error noted,
-   and the key stays in progress until it expires, so a retry cannot send it twice.
+6. Accepted: ONE transaction gives the record Vonage's ids (one per SMS part) and
+   ``submitted``, completes the key with the result, indexes the ids and merges the receipts
+   that arrived first (``attach_vonage_ids``). Refused (nothing sent): the record is ``failed``,
+   the key is released so the same request can be retried once the cause is fixed. Outcome
+   unknown (a timeout after the request left): the record stays ``pending`` with the error
+   noted, and the key stays in progress until it expires, so a retry cannot send it twice.
 
 Account-level failures (bad credentials, no credit, suspended account) stop a bulk send:
 the recipients not attempted yet are reported ``not_attempted`` and can be retried with the
@@ -37,7 +41,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from shared.balance import estimate_prices, note_remaining_balance
-from shared.budget import charge_send
+from shared.budget import send_charges
 from shared.errors import (
     BudgetExhaustedError,
     ConfigError,
@@ -62,7 +66,8 @@ from shared.messages.records import (
     new_message_record,
 )
 from shared.messages.request import MessageItem, Recipient, SendRequest, parse_send_request
-from shared.messages.suppression import is_suppressed
+from shared.messages.suppression import is_suppressed, not_suppressed, opted_out_error
+from shared.store.base import Charge
 from shared.tenants import ApiCaller, can_see
 
 if TYPE_CHECKING:
@@ -373,78 +378,74 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
         return _not_attempted(run, base)
     address = recipient.address
     assert address is not None
-
-    claim = None
-    if run.key is not None:
-        try:
-            claim = idem.claim(
-                store,
-                idem.store_key(run.scope, idem.derive_key(run.key, address)),
-                request.fingerprint,
-                in_progress_ttl=run.in_progress_ttl or settings.idempotency_in_progress_ttl,
-                clock=run.clock,
-            )
-        except idem.IdempotencyInProgressError as exc:
-            return _Delivery(base | {"status": IN_PROGRESS, "error": exc.as_record()}, exc)
-        if not claim.acquired:
-            return _Delivery({**(claim.result or {}), "replayed": True})
-
+    key = idem.store_key(run.scope, idem.derive_key(run.key, address)) if run.key is not None else None
     try:
-        # One opt-out stops the whole workflow, on every channel: the suppression list is kept
-        # per number (STOP on SMS or on WhatsApp alike), see docs/failover.md.
-        if not run.bypass_suppression and is_suppressed(store, address):
-            _release(run, claim)
-            error = ServiceError(
-                "the recipient opted out (replied STOP) and is not sent to until they opt in again (START)",
-                code="opted_out",
-                status=422,
-                details={"to": address},
-            )
-            return _Delivery(base | {"status": OPTED_OUT, "error": error.as_record()}, error)
-        try:
-            plan = plan_items(request, address, store=store, settings=settings, clock=run.clock)
-        except ServiceError as exc:
-            _release(run, claim)
-            return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
-        first = plan.items[0]
-        if request.is_workflow:
-            base.update(channel=first.channel, message_type=first.content.kind, **{"from": first.sender})
-            base["items"] = [item.summary() for item in plan.items]
-            if plan.skipped:
-                base["skipped_items"] = [dict(s) for s in plan.skipped]
-        try:
-            # The last check before money is spent: this recipient's message and SMS parts
-            # against the caller's and the deployment's budgets (atomic in the store).
-            charge_send(store, settings, scope=run.budget_scope or run.scope, parts=_parts(item.analysis for item in plan.items),
-                        clock=run.clock)
-        except BudgetExhaustedError as exc:
-            _release(run, claim)
-            _stop(run, exc)
-            return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
-        message_id = new_message_id()
-        analysis = first.analysis
-        store.create(
-            MESSAGES,
-            message_id,
-            _with_tenant(run.tenant, new_message_record(
-                message_id,
-                channel=first.channel,
-                api=request.api,
-                to=address,
-                sender=first.sender,
-                client_ref=request.client_ref,
-                encoding=analysis.encoding if analysis else None,
-                segments=analysis.segments if analysis else None,
-                message_type=first.content.kind,
-                idempotency_key=run.key,
-                now=run.clock(),
-                # One item left (the others skipped) is a plain message: Vonage gives it no workflow.
-                extra=_record_extra(plan.items, workflow=len(plan.items) > 1),
-            )),
-        )
+        plan = plan_items(request, address, store=store, settings=settings, clock=run.clock)
+    except StoreError:
+        raise
+    except ServiceError as exc:
+        return _refused_before_claim(run, base, key, address, exc)
+    first = plan.items[0]
+    if request.is_workflow:
+        base.update(channel=first.channel, message_type=first.content.kind, **{"from": first.sender})
+        base["items"] = [item.summary() for item in plan.items]
+        if plan.skipped:
+            base["skipped_items"] = [dict(s) for s in plan.skipped]
+    message_id = new_message_id()
+    analysis = first.analysis
+    record = _with_tenant(run.tenant, new_message_record(
+        message_id,
+        channel=first.channel,
+        api=request.api,
+        to=address,
+        sender=first.sender,
+        client_ref=request.client_ref,
+        encoding=analysis.encoding if analysis else None,
+        segments=analysis.segments if analysis else None,
+        message_type=first.content.kind,
+        idempotency_key=run.key,
+        now=run.clock(),
+        # One item left (the others skipped) is a plain message: Vonage gives it no workflow.
+        extra=_record_extra(plan.items, workflow=len(plan.items) > 1),
+    ))
+    # Everything before the call in ONE store transaction, in this order, all or none (a refusal
+    # writes nothing: no key, no budget, no record): the recipient's idempotency key (a completed
+    # key replays, a held one answers "in progress"), the suppression list (one opt-out stops the
+    # whole workflow, on every channel, docs/failover.md), the caller's and the deployment's send
+    # budgets (this recipient's message and SMS parts; the last check before money is spent), the
+    # message record, ``pending``.
+    claim = None
+    charges: list[Charge] = []
+    if key is not None:
+        claim, claiming = idem.claim_charge(key, request.fingerprint, clock=run.clock,
+                                            in_progress_ttl=run.in_progress_ttl or settings.idempotency_in_progress_ttl)
+        charges.append(claiming)
+    if not run.bypass_suppression:
+        charges.append(not_suppressed(address))
+    charges += send_charges(settings, scope=run.budget_scope or run.scope,
+                            parts=_parts(item.analysis for item in plan.items), now=run.clock())
+    charges.append(Charge(MESSAGES, message_id, lambda doc: dict(record) if doc is None else None, lambda doc: None))
+    try:
+        store.hit_many([], then=charges)
+    except idem.KeyAlreadyUsed as exc:
+        return _Delivery({**(exc.claim.result or {}), "replayed": True})
+    except idem.IdempotencyInProgressError as exc:
+        return _Delivery(base | {"status": IN_PROGRESS, "error": exc.as_record()}, exc)
+    except idem.IdempotencyKeyReusedError:
+        raise
     except StoreError:
         _release(run, claim)
         raise
+    except BudgetExhaustedError as exc:
+        # A store without a multi-document transaction took the key before the refusal: drop it.
+        _release(run, claim)
+        _stop(run, exc)
+        return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
+    except ServiceError as exc:
+        if exc.code != "opted_out":
+            raise
+        _release(run, claim)
+        return _Delivery(base | {"status": OPTED_OUT, "error": exc.as_record()}, exc)
     base["id"] = message_id
 
     try:
@@ -456,6 +457,24 @@ def _deliver(run: _Run, recipient: Recipient) -> _Delivery:
     except ServiceError as exc:
         return _refused(run, base, claim, exc)
     return _accepted(run, base, claim, submission)
+
+
+def _refused_before_claim(run: _Run, base: dict[str, Any], key: str | None, address: str,
+                          exc: ServiceError) -> _Delivery:
+    """No item of the plan can reach ``address`` (a closed WhatsApp window): nothing is claimed or
+    written, and the answer is what it was when the claim and the opt-out came first: a completed
+    key replays, a held key is "in progress", an opted-out number is ``opted_out``."""
+    if key is not None:
+        try:
+            held = idem.held(run.store, key, run.request.fingerprint, clock=run.clock)
+        except idem.IdempotencyInProgressError as busy:
+            return _Delivery(base | {"status": IN_PROGRESS, "error": busy.as_record()}, busy)
+        if held is not None:
+            return _Delivery({**(held.result or {}), "replayed": True})
+    if not run.bypass_suppression and is_suppressed(run.store, address):
+        opted = opted_out_error(address)
+        return _Delivery(base | {"status": OPTED_OUT, "error": opted.as_record()}, opted)
+    return _Delivery(base | {"status": FAILED, "error": exc.as_record()}, exc)
 
 
 def _with_tenant(tenant: str | None, record: dict[str, Any]) -> dict[str, Any]:

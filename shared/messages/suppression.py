@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from shared.store.base import StateStore
+from shared.errors import ServiceError
+from shared.store.base import Charge, StateStore
 
-__all__ = ["SUPPRESSION", "is_suppressed", "suppress", "unsuppress"]
+__all__ = ["SUPPRESSION", "is_suppressed", "not_suppressed", "opted_out_error", "suppress", "unsuppress"]
 
 SUPPRESSION = "suppression"
 
@@ -50,3 +51,26 @@ def is_suppressed(store: StateStore, phone: str) -> bool:
     """True when ``phone`` (E.164) opted out and did not opt in again."""
     doc = store.get(SUPPRESSION, phone)
     return bool(doc and doc.get("suppressed"))
+
+
+def opted_out_error(phone: str) -> ServiceError:
+    """Why a send to an opted-out number is refused (422 ``opted_out``)."""
+    return ServiceError(
+        "the recipient opted out (replied STOP) and is not sent to until they opt in again (START)",
+        code="opted_out",
+        status=422,
+        details={"to": phone},
+    )
+
+
+def not_suppressed(phone: str) -> Charge:
+    """:func:`is_suppressed` as a read inside a send's transaction (``StateStore.hit_many``'s
+    charges): its ``fn`` writes nothing and raises :func:`opted_out_error` for an opted-out
+    number, so nothing in the transaction is written."""
+
+    def check(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        if doc and doc.get("suppressed"):
+            raise opted_out_error(phone)
+        return None
+
+    return Charge(SUPPRESSION, phone, check, lambda doc: None)

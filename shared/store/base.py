@@ -33,6 +33,7 @@ __all__ = [
     "Charge",
     "Update",
     "EXPIRES_FIELD",
+    "NO_EXPIRY",
     "RATELIMIT_COLLECTION",
     "RESERVED_FIELDS",
     "TTL_FIELD",
@@ -52,6 +53,10 @@ TTL_FIELD = "expire_at"
 RESERVED_FIELDS = frozenset({EXPIRES_FIELD, TTL_FIELD})
 
 RATELIMIT_COLLECTION = "ratelimits"
+
+# ``ttl=NO_EXPIRY`` (update, update_many, Charge, create): the document never expires, and an
+# update removes the expiry it had (ttl=None keeps it).
+NO_EXPIRY = math.inf
 
 # Collection names are chosen by developers, not callers: keep them to a charset every
 # backend accepts verbatim (Firestore collection ids cannot contain '/' or match __.*__).
@@ -182,7 +187,8 @@ class StateStore(ABC):
         (transaction retries), so it must be pure and must not call the store. An exception
         raised by ``fn`` aborts and
         propagates unchanged. ``ttl=None`` keeps the document's current expiry (none for a new
-        document); a number sets a new expiry. Returns the document as it is after the call
+        document); a number sets a new expiry; :data:`NO_EXPIRY` removes it (a document parked
+        with an expiry that becomes permanent). Returns the document as it is after the call
         (None if absent).
         """
         _check_collection(collection)
@@ -197,11 +203,7 @@ class StateStore(ABC):
             if new is None:
                 return None
             document = _check_document(new)
-            expires_at: float | None
-            if ttl is not None:
-                expires_at = now + ttl
-            else:
-                expires_at = live.expires_at if live is not None else None
+            expires_at = _expiry(now, ttl) if ttl is not None else (live.expires_at if live is not None else None)
             return StoredRecord(document, expires_at)
 
         after = self._transact(collection, key, step)
@@ -511,7 +513,7 @@ def _written_record(
     new = fn(_copy_document(live.data) if live is not None else None)
     if new is None:
         return None
-    expires_at = now + ttl if ttl is not None else (live.expires_at if live is not None else None)
+    expires_at = _expiry(now, ttl) if ttl is not None else (live.expires_at if live is not None else None)
     return StoredRecord(_check_document(new), expires_at)
 
 
@@ -519,6 +521,8 @@ def _check_rate_limit(limit: int, window: float) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError("limit must be a positive integer")
     _check_ttl(window)
+    if window == NO_EXPIRY:
+        raise ValueError("a rate-limit window must be a finite number of seconds")
 
 
 def _rate_step(
@@ -536,15 +540,15 @@ def _rate_step(
 
 
 def _check_ttl(ttl: float) -> None:
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
-        raise ValueError("ttl must be a positive number of seconds")
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or math.isnan(ttl) or ttl <= 0:
+        raise ValueError("ttl must be a positive number of seconds (or NO_EXPIRY)")
 
 
 def _expiry(now: float, ttl: float | None) -> float | None:
     if ttl is None:
         return None
     _check_ttl(ttl)
-    return now + ttl
+    return None if ttl == NO_EXPIRY else now + ttl
 
 
 def _check_field_name(name: str) -> None:

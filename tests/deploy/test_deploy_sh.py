@@ -18,7 +18,7 @@ from tests.fixtures.deploy import DEPLOY_SH, FAKE_PROJECT_NUMBER, flag_value, ma
 ALL = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next", "inbound", "status", "balance")
 WEBHOOKS = ("inbound", "status")
 CALLERS = ("send", "verify_start", "verify_check", "verify_cancel", "verify_next")
-TTL = ("budgets", "events_outbox", "events_processed", "idempotency", "inbound_parts", "parked_receipts", "queue_tasks",
+TTL = ("budgets", "events_outbox", "events_processed", "idempotency", "inbound_parts", "message_ids", "queue_tasks",
        "ratelimits", "verifications", "webhook_events")
 
 

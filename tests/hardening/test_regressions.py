@@ -57,8 +57,10 @@ def test_send_records_its_result_through_a_brief_store_failure(hardening_stack: 
 
     store = FaultyStore(hardening_stack.store)
     monkeypatch.setattr(functions.send, "get_store", lambda: store)
-    store.fail("update", MESSAGES, times=1)
-    store.fail("update", IDEMPOTENCY, times=1)
+    # after=1: the first update of each is the write before the call (this wrapper has no
+    # multi-document transaction, so the claim and the record's create are one update each)
+    store.fail("update", MESSAGES, times=1, after=1)
+    store.fail("update", IDEMPOTENCY, times=1, after=1)
     # WHEN a message is sent with an Idempotency-Key
     with httpx.Client(base_url=hardening_stack.url, trust_env=False) as http:
         response = http.post(

@@ -139,3 +139,65 @@ def test_malformed_keys_are_400(key):
 
 def test_a_uuid_is_a_valid_key():
     assert idem.validate_key(" 3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b ") == "3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b"
+
+
+# ---- the claim inside a send's transaction (claim_charge) --------------------------------------
+
+
+def charge_claim(store, clock, key="k", fingerprint="fp-1", then=()):
+    held, charge = idem.claim_charge(idem.store_key("api", key), fingerprint, in_progress_ttl=HOLD, clock=clock)
+    store.hit_many([], then=[charge, *then])
+    return held
+
+
+def test_a_charged_claim_takes_a_free_or_released_key_and_refuses_the_others(store, store_clock):
+    first = charge_claim(store, store_clock)
+    assert store.get(idem.IDEMPOTENCY, first.key)["owner"] == first.owner
+    with pytest.raises(idem.IdempotencyInProgressError):
+        charge_claim(store, store_clock)
+    with pytest.raises(idem.IdempotencyKeyReusedError):
+        charge_claim(store, store_clock, fingerprint="fp-2")
+    idem.release(store, first, ttl=TTL, clock=store_clock)
+    again = charge_claim(store, store_clock)  # the same request takes a released key
+    idem.complete(store, again, {"id": "msg_1"}, ttl=TTL, clock=store_clock)
+    with pytest.raises(idem.KeyAlreadyUsed) as info:
+        charge_claim(store, store_clock)
+    assert info.value.claim.result == {"id": "msg_1"} and not info.value.claim.acquired
+
+
+def test_a_refused_charge_after_the_claim_leaves_no_key(store, store_clock):
+    from shared.store.base import Charge
+
+    class Refused(Exception):
+        pass
+
+    def refuse(doc):
+        raise Refused
+
+    with pytest.raises(Refused):
+        charge_claim(store, store_clock, then=[Charge("budgets", "b", refuse, lambda doc: None)])
+    assert store.query(idem.IDEMPOTENCY, limit=10) == []
+    assert charge_claim(store, store_clock).acquired
+
+
+def test_exactly_one_of_twenty_concurrent_charged_claims_acquires(store, store_clock):
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            charge_claim(store, store_clock)
+            result = "acquired"
+        except idem.IdempotencyInProgressError:
+            result = "in_progress"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["acquired"] + ["in_progress"] * 19

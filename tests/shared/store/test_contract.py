@@ -9,7 +9,7 @@ import pytest
 
 from shared.errors import RecordExistsError, StoreError
 from shared.store import RateDecision, StateStore
-from shared.store.base import Charge, RateHit, Update
+from shared.store.base import NO_EXPIRY, Charge, RateHit, Update
 from tests.fixtures.store import DelegatingStore, FakeClock
 
 DOC: dict[str, Any] = {
@@ -279,10 +279,23 @@ def test_empty_key_is_rejected(store: StateStore) -> None:
 
 
 def test_bad_ttl_is_rejected(store: StateStore) -> None:
-    for ttl in (0, -1, float("inf")):
+    for ttl in (0, -1, float("nan"), -float("inf")):
         with pytest.raises(ValueError):
             store.create("things", "k", {}, ttl=ttl)
     assert store.get("things", "k") is None
+
+
+def test_no_expiry_removes_an_expiry(store: StateStore, store_clock: FakeClock) -> None:
+    # A receipt parked in the id index expires; the index the sender makes of it must not.
+    store.create("things", "k1", {"v": 1}, ttl=60)
+    store.create("things", "k2", {"v": 1}, ttl=60)
+    store.update("things", "k1", lambda doc: {"v": 2}, ttl=NO_EXPIRY)
+    store.update_many([Update("things", "k2", lambda doc: {"v": 2}, ttl=NO_EXPIRY)])
+    store.update("things", "k3", lambda doc: {"v": 2}, ttl=NO_EXPIRY)
+    store_clock.advance(10 * 365 * 86400)
+    assert [store.get("things", k) for k in ("k1", "k2", "k3")] == [{"v": 2}] * 3
+    with pytest.raises(ValueError):
+        store.hit("b", "k", limit=1, window=NO_EXPIRY)
 
 
 # ---- odd keys ----------------------------------------------------------------------
