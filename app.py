@@ -10,7 +10,9 @@ alone under functions-framework (where every path reaches the one function).
 from __future__ import annotations
 
 import importlib
+import json
 import pathlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +54,51 @@ def function_app(name: str, handler: Callable[[Any], Any]) -> Any:
     return app
 
 
+class LazyFunctionApp:
+    """One function's WSGI app, built at its first request (issue 18: cold start).
+
+    The one-process app serves nine functions; a process that is asked for one (a Replit repl
+    woken by a send, a Lambda invocation) should not import the other eight first. ``/readyz``
+    builds every one, so a function that cannot load still shows before traffic needs it.
+    """
+
+    def __init__(self, module_name: str, attr: str) -> None:
+        self.module_name, self.attr = module_name, attr
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._app is not None
+
+    def load(self) -> Any:
+        """The function's app; raises ConfigError (500 misconfigured) when its code cannot load."""
+        if self._app is None:
+            with self._lock:  # threaded servers: the first requests may arrive together
+                if self._app is None:
+                    try:
+                        handler = getattr(importlib.import_module(self.module_name), self.attr)
+                    except Exception as exc:
+                        from shared.errors import ConfigError
+                        from shared.log import get_logger
+
+                        get_logger("app").error("a function could not be loaded", extra={"function": self.attr, "error": type(exc).__name__})
+                        raise ConfigError(f"the {self.attr} function could not be loaded ({type(exc).__name__})") from None
+                    self._app = function_app(self.attr, handler)
+        return self._app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from shared.errors import ConfigError
+
+        try:
+            app = self.load()
+        except ConfigError as exc:
+            body = json.dumps(exc.to_dict()).encode()
+            start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+
 def create_app(functions: dict[str, tuple[str, str]] | None = None, *, queue_worker: bool = False) -> Any:
     """The one-process app: each function mounted at its path, plus health checks.
 
@@ -61,10 +108,7 @@ def create_app(functions: dict[str, tuple[str, str]] | None = None, *, queue_wor
     import flask
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-    mounts = {}
-    for path, (module_name, attr) in (functions or FUNCTIONS).items():
-        handler = getattr(importlib.import_module(module_name), attr)
-        mounts[path] = function_app(attr, handler)
+    mounts = {path: LazyFunctionApp(module_name, attr) for path, (module_name, attr) in (functions or FUNCTIONS).items()}
 
     root = flask.Flask("vonage_functions")
 
@@ -82,6 +126,8 @@ def create_app(functions: dict[str, tuple[str, str]] | None = None, *, queue_wor
         from shared.vonage.auth import load_private_key
 
         try:
+            for mount in mounts.values():
+                mount.load()  # an import error is a deployment that cannot serve: not ready
             settings = get_settings()
             if settings.private_key:
                 # A VONAGE_PRIVATE_KEY naming a missing or unreadable file would only fail on the

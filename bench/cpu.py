@@ -189,15 +189,30 @@ def run_cpu(
         "rows": rows,
         "bars": [
             {
-                "id": f"4{letter}",
-                "text": f"send path CPU per message at most 0.5x the official SDK's, {name}",
-                "met": path[api]["vs_sdk"] <= 0.5,
-                "value": f"{path[api]['vs_sdk']:.2f}x ({path[api]['cpu_ms']:.2f} ms vs "
-                f"{baseline[api]['cpu_ms']:.2f} ms); our client alone {client[api]['vs_sdk']:.2f}x",
-            }
-            for letter, api, name in (
-                ("a", "messages", "Messages API (JWT auth)"),
-                ("b", "sms", "SMS API (Basic auth)"),
-            )
+                "id": "4a",
+                "text": "send path CPU per message at most 0.5x the official SDK's, Messages API (JWT auth)",
+                "met": path["messages"]["vs_sdk"] <= 0.5,
+                "value": _cpu_value(path["messages"], baseline["messages"], client["messages"]),
+            },
+            {
+                "id": "4b",
+                "text": "send path CPU per message at most 1.0x the official SDK's, SMS API (Basic auth; issue 18)",
+                "met": path["sms"]["vs_sdk"] <= 1.0,
+                "value": _cpu_value(path["sms"], baseline["sms"], client["sms"]),
+            },
+            {
+                "id": "4c",
+                "text": "our client alone at most 0.5x the official SDK's CPU per message, SMS API (issue 18)",
+                "met": client["sms"]["vs_sdk"] <= 0.5,
+                "value": f"{client['sms']['vs_sdk']:.2f}x ({client['sms']['cpu_ms']:.2f} ms vs "
+                f"{baseline['sms']['cpu_ms']:.2f} ms)",
+            },
         ],
     }
+
+
+def _cpu_value(path: dict[str, Any], sdk: dict[str, Any], client: dict[str, Any]) -> str:
+    return (
+        f"{path['vs_sdk']:.2f}x ({path['cpu_ms']:.2f} ms vs {sdk['cpu_ms']:.2f} ms); "
+        f"our client alone {client['vs_sdk']:.2f}x"
+    )

@@ -53,7 +53,7 @@ def test_quick_profile_runs_every_benchmark_and_prints_the_tables(tmp_path: Path
     results = json.loads(out.read_text())
     assert set(results["sections"]) == SECTIONS
     bars = [bar for section in results["sections"].values() for bar in section["bars"]]
-    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "2c", "3", "4a", "4b", "5", "6"}
+    assert {bar["id"] for bar in bars} == {"1a", "1b", "1c", "2a", "2b", "2c", "3", "4a", "4b", "4c", "5", "6"}
     assert all(isinstance(bar["met"], bool) and bar["value"] for bar in bars)
 
     cold = results["sections"]["cold"]

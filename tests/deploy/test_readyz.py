@@ -50,3 +50,29 @@ def test_a_readable_private_key_file_is_ready(ready: Any, tmp_path: Any, rsa_pri
 
 def test_no_private_key_is_ready_too(ready: Any) -> None:
     assert ready().get_json() == {"status": "ok", "store": "sqlite"}
+
+
+def test_a_function_whose_code_cannot_load_fails_readyz_and_answers_json(ready: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one-process app builds each function at its first request (cold start); /readyz builds
+    # them all, so a deployment that cannot serve one is not ready before traffic finds out.
+    import app
+
+    monkeypatch.setitem(app.FUNCTIONS, "/send", ("tests.deploy.no_such_module", "send"))
+    response = ready()
+    assert response.status_code == 500
+    error = response.get_json()["error"]
+    assert error["code"] == "misconfigured" and "send function could not be loaded" in error["message"]
+    served = app.create_app().test_client().post("/send", json={})
+    assert served.status_code == 500 and served.get_json()["error"]["code"] == "misconfigured"
+    assert "Traceback" not in served.get_data(as_text=True)
+
+
+def test_the_app_builds_a_function_at_its_first_request_only() -> None:
+    import app
+
+    application = app.create_app()
+    mounts = application.wsgi_app.mounts
+    assert all(not mount.loaded for mount in mounts.values())
+    assert application.test_client().get("/healthz").get_json()["functions"] == sorted(app.FUNCTIONS)
+    application.test_client().get("/status")
+    assert [path for path, mount in mounts.items() if mount.loaded] == ["/status"]
