@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,25 @@ class SandboxContext:
         self.devphone = DevPhoneState()  # the dev phone page's link to the app (sandbox.devphone)
         # Set on stop: a held response (timeout fault) or a delay returns at once.
         self.stopping = threading.Event()
+        # Other parts of the loop the sandbox's traffic sets in motion (the local run adds the app's
+        # event bus, whose consumer sends the bot's reply): wait_idle waits for them too.
+        self.idle_waiters: list[Callable[[float], bool]] = []
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until the webhook queue and every idle waiter are idle at the same moment; False on timeout.
+
+        Each stage queues its follow-up before it counts as done (a webhook publishes its event, a
+        reply queues its receipt), so one pass that finds every stage already idle means the loop
+        has settled.
+        """
+        deadline = time.monotonic() + timeout
+        stages = (self.dispatcher.wait_idle, *self.idle_waiters)
+        while True:
+            for wait in stages:
+                if not wait(max(deadline - time.monotonic(), 0.0)):
+                    return False
+            if all(wait(0.0) for wait in stages):
+                return True
 
     @property
     def config(self) -> SandboxConfig:

@@ -12,7 +12,7 @@
     POST /_sandbox/config                 change settings: {"trial": true, "allow_list": [...], "no_whatsapp": [...], ...}
     GET  /_sandbox/faults                 fault rules and seed
     POST /_sandbox/faults                 {"faults": [{"kind": "5xx", "rate": 0.5}], "seed": 7}
-    POST /_sandbox/wait_idle?timeout=5    wait until every queued webhook is done
+    POST /_sandbox/wait_idle?timeout=5    wait until every queued webhook is done (local run: and the app's event consumers)
     POST /_sandbox/tick                   advance Verify timers now (expiry, next channel)
 
 There is no authentication: the sandbox only ever listens on a loopback address.
@@ -135,7 +135,7 @@ def _wait_idle(ctx: SandboxContext, request: Request, faults: ActiveFaults) -> R
         timeout = min(float(request.args.get("timeout", "5")), 60.0)
     except ValueError as exc:
         raise ValueError("timeout must be a number of seconds") from exc
-    return json_response({"idle": ctx.dispatcher.wait_idle(timeout)})
+    return json_response({"idle": ctx.wait_idle(timeout)})
 
 
 def _tick(ctx: SandboxContext, request: Request, faults: ActiveFaults) -> Response:

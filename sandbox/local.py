@@ -206,6 +206,9 @@ class LocalStack:
         env.setdefault("VONAGE_BRAND_NUMBER", BRAND_NUMBER)
         # The dev phone page (/phone) texts the app's number and calls the app with the local token.
         self.sandbox.link_app(self.url, self.api_token, env["VONAGE_BRAND_NUMBER"])
+        # /_sandbox/wait_idle covers the whole loop: the bot answers from the event bus, after the
+        # inbound webhook has already been answered.
+        self.sandbox.also_wait_for(_app_bus_idle)
 
     @property
     def token_path(self) -> str:
@@ -473,6 +476,16 @@ def _path_only_log_handler() -> Any:
             logging.getLogger("local.access").info("request", extra={"method": self.command, "path": path, "status": str(code)})
 
     return PathOnlyLog
+
+
+def _app_bus_idle(timeout: float) -> bool:
+    """True once the app's embedded event bus has nothing queued or running (the bot has replied)."""
+    from shared import deps
+
+    if not deps.get_bus.cache_info().currsize:  # never opened: nothing was published yet
+        return True
+    drain = getattr(deps.get_bus(), "drain", None)  # Pub/Sub (a real project) has no local queue
+    return drain(timeout) if drain is not None else True
 
 
 def _lazy_app() -> Any:

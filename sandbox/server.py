@@ -243,8 +243,13 @@ class Sandbox:
         return inject_inbound(self.ctx, spec, self.ctx.faults.draw("inbound"))
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued webhook was delivered or given up; False on timeout."""
-        return self.ctx.dispatcher.wait_idle(timeout)
+        """Wait until every queued webhook was delivered or given up, and every part of the loop
+        added with ``also_wait_for`` is idle too; False on timeout."""
+        return self.ctx.wait_idle(timeout)
+
+    def also_wait_for(self, waiter: Callable[[float], bool]) -> None:
+        """Make ``wait_idle`` also wait for ``waiter(timeout) -> idle`` (the app's own queue of work)."""
+        self.ctx.idle_waiters.append(waiter)
 
     def tick(self) -> int:
         """Advance Verify timers now (useful with a fake clock); returns the number of effects."""

@@ -198,3 +198,25 @@ def test_a_busy_port_names_the_setting_to_change(tmp_path):
     assert f"port {port} (PORT) is already in use" in result.stderr
     assert f"PORT={port + 1} ./local.sh" in result.stderr and "--port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_wait_idle_waits_for_the_bots_reply_sent_from_the_event_bus(tmp_path):
+    """The README's paste block lists the inbound message after /_sandbox/wait_idle and shows the
+    reply: the bot answers from the event bus after the webhook is answered, so wait_idle must
+    wait for the bus too (a bot slower than the webhook made that listing race the reply)."""
+    from tests.fixtures.local_run import local_run
+
+    with local_run(tmp_path, INBOUND_HANDLER="tests.fixtures.slow_bot:handle") as run:
+        injected = httpx.post(
+            f"{run.sandbox_url}/_sandbox/inbound", json={"from": "14155550124", "to": "14155550100", "text": "hi"}
+        )
+        assert injected.status_code == 200, injected.text
+        idle = httpx.post(f"{run.sandbox_url}/_sandbox/wait_idle", params={"timeout": "30"}, timeout=40).json()
+        listed = httpx.get(
+            f"{run.functions_url}/inbound",
+            params={"number": "14155550124"},
+            headers={"Authorization": f"Bearer {run.token}"},
+        ).json()
+    assert idle == {"idle": True}
+    (message,) = listed["messages"]
+    assert message["handoff"]["reply_result"]["sent"] is True  # listed DELAY s too early without the wait
