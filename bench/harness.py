@@ -13,7 +13,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.fixtures.ports import free_port  # ports below the ephemeral range (see there why)
 
 __all__ = [
     "BenchError",
@@ -124,11 +125,6 @@ def gunicorn_command(app: str, port: int) -> list[str]:
     return [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *SERVE_FLAGS, app]
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- child processes -----------------------------------------------------------------------

@@ -29,7 +29,8 @@ stop_services() {
 }
 
 free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  # below the ephemeral range, so no client socket takes it before the service binds it
+  "$PY" -m tests.fixtures.ports  # test.sh runs from the project folder
 }
 
 # wait_http URL SECONDS [PID]: true once URL answers; false on timeout or when PID has died.

@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+
+from tests.fixtures.ports import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOKEN = "serve-test-token-0123456789"
@@ -50,12 +51,6 @@ def test_replit_python_is_new_enough_for_the_code(replit):
     assert (major, minor) >= (3, 11)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Server:
     def __init__(self, process: subprocess.Popen, port: int, log: pathlib.Path) -> None:
         self.process = process
@@ -74,7 +69,7 @@ class _Server:
 @contextlib.contextmanager
 def _serve(tmp: pathlib.Path, replit: dict, **extra: str) -> Iterator[_Server]:
     """The exact [deployment] run command of .replit, with a free port, as Replit runs it."""
-    port = _free_port()
+    port = free_port()
     log = tmp / "serve.log"
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("VONAGE_", "STATE_", "API_TOKENS", "GOOGLE_", "DATABASE_URL", "FIRESTORE_"))}
@@ -206,6 +201,8 @@ def test_a_replit_deployment_with_a_database_keeps_its_state_in_postgres(tmp_pat
         log = server.log.read_text(errors="replace")
     assert "WARNING" not in log
     assert "DATABASE_URL is set" in log  # the choice and its reason, logged once
+
+
 def test_serve_on_a_busy_port_names_the_setting_to_change():
     import socket
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 ENTRY_POINTS = (
@@ -106,12 +108,6 @@ def test_a_consumer_imported_before_the_framework_is_still_served_as_a_cloud_eve
     assert report["extra"] == "cloudevent"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers=headers, method="POST")
     try:
@@ -122,7 +118,7 @@ def _post(port: int, body: bytes, headers: dict[str, str]) -> int:
 
 
 def test_the_functions_framework_command_serves_on_inbound_as_a_cloud_event_function(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUNCTION_")} | {"PYTHONPATH": str(REPO)}
     with open(tmp_path / "ff.log", "wb") as log:
         server = subprocess.Popen(

@@ -17,18 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ports import free_port
 from tests.fixtures.send import us_numbers
 
 pytestmark = pytest.mark.cloudtasks
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "emulator-secret-0123456789"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port, process, timeout=60.0):
@@ -54,7 +49,7 @@ def tasks_stack(send_stack, tmp_path):
     from shared.queue.cloudtasks import CloudTasksQueue
 
     queue_path = f"projects/p1/locations/l1/queues/q{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     send_stack.sandbox_config(balance="1000000")
     send_stack.configure(
         QUEUE_BACKEND="cloudtasks",
