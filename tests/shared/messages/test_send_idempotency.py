@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -100,28 +101,31 @@ def test_completed_results_expire_after_the_idempotency_ttl(store, store_clock):
     assert claim(store, store_clock).acquired
 
 
-def test_exactly_one_of_twenty_concurrent_claims_acquires(store, store_clock):
-    barrier = threading.Barrier(20)
+def _race(take: Callable[[], bool], threads: int = 20) -> list[str]:
+    """``take`` from ``threads`` threads released together: each outcome, acquired / replayed / in_progress."""
+    barrier = threading.Barrier(threads)
     outcomes: list[str] = []
     lock = threading.Lock()
 
     def attempt() -> None:
         barrier.wait()
         try:
-            result = "acquired" if claim(store, store_clock).acquired else "replayed"
+            result = "acquired" if take() else "replayed"
         except idem.IdempotencyInProgressError:
             result = "in_progress"
         with lock:
             outcomes.append(result)
 
-    threads = [threading.Thread(target=attempt) for _ in range(20)]
-    for thread in threads:
+    started = [threading.Thread(target=attempt) for _ in range(threads)]
+    for thread in started:
         thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(outcomes) == 20
-    assert outcomes.count("acquired") == 1
-    assert outcomes.count("in_progress") == 19
+    for thread in started:
+        thread.join(60)
+    return sorted(outcomes)
+
+
+def test_exactly_one_of_twenty_concurrent_claims_acquires(store, store_clock):
+    assert _race(lambda: claim(store, store_clock).acquired) == ["acquired"] + ["in_progress"] * 19
 
 
 def test_keys_are_scoped_and_hashed():
@@ -181,23 +185,4 @@ def test_a_refused_charge_after_the_claim_leaves_no_key(store, store_clock):
 
 
 def test_exactly_one_of_twenty_concurrent_charged_claims_acquires(store, store_clock):
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def attempt() -> None:
-        barrier.wait()
-        try:
-            charge_claim(store, store_clock)
-            result = "acquired"
-        except idem.IdempotencyInProgressError:
-            result = "in_progress"
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=attempt) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(outcomes) == ["acquired"] + ["in_progress"] * 19
+    assert _race(lambda: charge_claim(store, store_clock).acquired) == ["acquired"] + ["in_progress"] * 19
