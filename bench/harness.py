@@ -125,8 +125,6 @@ def gunicorn_command(app: str, port: int) -> list[str]:
     return [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *SERVE_FLAGS, app]
 
 
-
-
 # ---- child processes -----------------------------------------------------------------------
 
 
